@@ -1,0 +1,94 @@
+//! The command line (SPEC section 5).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::job::file::Processes;
+
+/// Run declarative batch jobs: a TOML job file, a bounded pool of child processes, an ordered
+/// report.
+#[derive(Debug, Parser)]
+#[command(name = "poolrun", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Run a job: plan its tasks, run them in a bounded pool, write the report.
+    Run(RunArgs),
+    /// Print the task list exactly as `run` would execute it; runs nothing.
+    Plan {
+        /// The job file.
+        job: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check job files; prints nothing but errors.
+    Validate {
+        /// The job files.
+        #[arg(required = true)]
+        jobs: Vec<PathBuf>,
+    },
+    /// Show a saved run: its summary and every task that did not succeed.
+    Report {
+        /// The run directory, e.g. runs/NAME/latest.
+        run_dir: PathBuf,
+        /// Print report.json.
+        #[arg(long, conflicts_with = "output")]
+        json: bool,
+        /// Print every task's stdout, in task order.
+        #[arg(long)]
+        output: bool,
+    },
+    /// Print a JSON Schema.
+    Schema {
+        /// Which one.
+        which: SchemaKind,
+    },
+}
+
+/// `poolrun run`'s options.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job file.
+    pub job: PathBuf,
+    /// Tasks at once: N, "auto" or "N%" of the CPUs (overrides [pool] processes).
+    #[arg(long, short = 'j', value_parser = Processes::parse)]
+    pub processes: Option<Processes>,
+    /// Per-task timeout such as 30s (overrides [pool] timeout).
+    #[arg(long, value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+    /// The run directory (overrides [report] dir); relative to the current directory.
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Print only errors and, when something failed, the summary.
+    #[arg(long, short, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log every task as it starts and finishes.
+    #[arg(long, short, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The schemas `poolrun schema` prints.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SchemaKind {
+    /// The job file.
+    Job,
+    /// report.json.
+    Report,
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("expected a duration above zero, found 0".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("expected a duration such as 30s or 1m 30s: {e}")),
+    }
+}

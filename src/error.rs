@@ -1,0 +1,61 @@
+//! The top-level error and the one mapping from errors to exit codes (SPEC section 5).
+
+use thiserror::Error;
+
+use crate::exec::ExecError;
+use crate::job::JobError;
+use crate::report::ReportError;
+
+/// Exit codes.
+pub mod exit {
+    /// Every task succeeded.
+    pub const SUCCESS: u8 = 0;
+    /// The run finished and some tasks did not succeed.
+    pub const TASKS_FAILED: u8 = 1;
+    /// Usage error or invalid job file: nothing ran.
+    pub const USAGE: u8 = 2;
+    /// The run directory or report could not be written.
+    pub const IO: u8 = 74;
+    /// Interrupted by a signal: 128 + its number.
+    pub const fn signal(signal: i32) -> u8 {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let code = (128 + signal) as u8;
+        code
+    }
+}
+
+/// Anything that stops a command.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The job file.
+    #[error(transparent)]
+    Job(#[from] JobError),
+    /// The executor.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    /// The run directory, journal or report.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+impl Error {
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Job(_) => exit::USAGE,
+            Self::Exec(_) | Self::Report(_) => exit::IO,
+        }
+    }
+}
+
+/// The error and its causes, `a: b: c`, for one line on stderr.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}

@@ -1,0 +1,228 @@
+//! One attempt of one task: spawn it in its own process group with its output going to files,
+//! wait with the timeout, stop the whole group when needed, always reap.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use wait_timeout::ChildExt;
+
+use crate::exec::outcome::{TaskOutcome, TaskStatus};
+use crate::exec::pool::Context;
+use crate::exec::unix::{self, UnixSignal};
+use crate::plan::Task;
+
+/// How much of stderr the report keeps.
+const STDERR_TAIL_BYTES: u64 = 4096;
+
+/// Runs `task` once and says how it went. Never panics on a task's behaviour: every failure to
+/// start or run becomes a status.
+pub(crate) fn run_attempt(task: Task, ctx: &Context<'_>) -> TaskOutcome {
+    let started_at = SystemTime::now();
+    let clock = Instant::now();
+    let out_path = ctx.tasks_dir.join(format!("{}.out", task.id));
+    let err_path = ctx.tasks_dir.join(format!("{}.err", task.id));
+    let files = File::create(&out_path).and_then(|out| Ok((out, File::create(&err_path)?)));
+    let (stdout, stderr) = match files {
+        Ok(files) => files,
+        Err(e) => {
+            let reason = format!(
+                "cannot create the task's output files in {}: {e}",
+                ctx.tasks_dir.display()
+            );
+            return not_started(task, started_at, false, reason);
+        }
+    };
+    let mut command = command(&task, ctx, stdout, stderr);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let reason = spawn_error(&task, &e);
+            return not_started(task, started_at, true, reason);
+        }
+    };
+    let pid = child.id();
+    let stop_now = ctx.running.insert(task.id, pid);
+    ctx.observer.task_started(&task, 1, pid, started_at);
+    if stop_now {
+        unix::signal_group(pid, UnixSignal::SIGTERM);
+    }
+    let (status, timed_out) = wait(&mut child, pid, ctx);
+    let cancelled = ctx.running.remove(task.id);
+    // The direct child is gone; anything it left behind in its group goes too, so no task
+    // outlives its report row.
+    if unix::kill_leftovers(pid) {
+        tracing::debug!("task {}: killed the processes it left running", task.id);
+    }
+    let duration = clock.elapsed();
+    let (exit_code, signal) = match &status {
+        Ok(s) => unix::status_parts(*s),
+        Err(_) => (None, None),
+    };
+    let (status, error) = match status {
+        Err(e) => (
+            TaskStatus::Failed,
+            Some(format!("waiting for the task failed: {e}")),
+        ),
+        Ok(_) if timed_out => {
+            let limit = humantime::format_duration(ctx.timeout.unwrap_or_default());
+            (
+                TaskStatus::TimedOut,
+                Some(format!("timed out after {limit}")),
+            )
+        }
+        Ok(_) if cancelled => (
+            TaskStatus::Cancelled,
+            Some("stopped: the run was interrupted".to_owned()),
+        ),
+        Ok(s) if s.success() => (TaskStatus::Succeeded, None),
+        Ok(_) => match (exit_code, signal) {
+            (_, Some(sig)) => (
+                TaskStatus::Failed,
+                Some(format!("killed by signal {}", unix::signal_name(sig))),
+            ),
+            (code, None) => (
+                TaskStatus::Failed,
+                Some(format!("exited with code {}", code.unwrap_or(-1))),
+            ),
+        },
+    };
+    let stdout_bytes = std::fs::metadata(&out_path).map_or(0, |m| m.len());
+    let (stderr_bytes, stderr_tail) = tail(&err_path).unwrap_or_default();
+    TaskOutcome {
+        task,
+        status,
+        exit_code,
+        signal,
+        attempts: 1,
+        started_at,
+        finished_at: SystemTime::now(),
+        duration,
+        has_output: true,
+        stdout_bytes,
+        stderr_bytes,
+        stderr_tail,
+        error,
+    }
+}
+
+fn command(task: &Task, ctx: &Context<'_>, stdout: File, stderr: File) -> Command {
+    let mut command = Command::new(&task.argv[0]);
+    command
+        .args(&task.argv[1..])
+        .current_dir(&task.cwd)
+        .envs(task.env.iter().map(|(k, v)| (k, v)))
+        .env("POOLRUN_JOB", ctx.job_name)
+        .env("POOLRUN_RUN_ID", ctx.run_id)
+        .env("POOLRUN_RUN_DIR", ctx.run_dir)
+        .env("POOLRUN_TASK_ID", task.id.to_string())
+        .env("POOLRUN_START", task.start.to_string())
+        .env("POOLRUN_LAST", task.last.to_string())
+        .env("POOLRUN_END", task.end.to_string())
+        .env("POOLRUN_COUNT", task.count.to_string())
+        .env("POOLRUN_ATTEMPT", "1")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr);
+    unix::new_process_group(&mut command);
+    command
+}
+
+/// Waits for the child, stopping its group at the timeout. Returns its status and whether it
+/// timed out.
+fn wait(child: &mut Child, pid: u32, ctx: &Context<'_>) -> (io::Result<ExitStatus>, bool) {
+    let Some(timeout) = ctx.timeout else {
+        return (child.wait(), false);
+    };
+    match child.wait_timeout(timeout) {
+        Ok(Some(status)) => (Ok(status), false),
+        Ok(None) => (terminate(child, pid, ctx.grace_period), true),
+        Err(e) => (Err(e), false),
+    }
+}
+
+/// SIGTERM to the group; then, once the group is empty or the grace period is over, SIGKILL to
+/// whatever is left; then reap the direct child.
+pub(crate) fn terminate(child: &mut Child, pid: u32, grace: Duration) -> io::Result<ExitStatus> {
+    unix::signal_group(pid, UnixSignal::SIGTERM);
+    // A stopped process acts on SIGTERM only once continued.
+    unix::signal_group(pid, UnixSignal::SIGCONT);
+    let deadline = Instant::now() + grace;
+    let mut status = None;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if status.is_none() {
+            status = child.wait_timeout(left.min(Duration::from_millis(50)))?;
+        } else if !unix::group_alive(pid) || left.is_zero() {
+            break;
+        } else {
+            // The leader is reaped but others in its group linger: poll, backing off.
+            std::thread::sleep(pause.min(left));
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+        if left.is_zero() {
+            break;
+        }
+    }
+    if status.is_some() {
+        unix::kill_leftovers(pid);
+    } else {
+        unix::signal_group(pid, UnixSignal::SIGKILL);
+    }
+    match status {
+        Some(status) => Ok(status),
+        None => child.wait(),
+    }
+}
+
+fn not_started(task: Task, at: SystemTime, has_output: bool, reason: String) -> TaskOutcome {
+    TaskOutcome {
+        task,
+        status: TaskStatus::SpawnFailed,
+        exit_code: None,
+        signal: None,
+        attempts: 1,
+        started_at: at,
+        finished_at: SystemTime::now(),
+        duration: Duration::ZERO,
+        has_output,
+        stdout_bytes: 0,
+        stderr_bytes: 0,
+        stderr_tail: String::new(),
+        error: Some(reason),
+    }
+}
+
+/// Says why a task could not start, naming the thing that was missing.
+fn spawn_error(task: &Task, e: &io::Error) -> String {
+    let program = &task.argv[0];
+    if !task.cwd.is_dir() {
+        return format!(
+            "cannot start `{program}`: working directory {} does not exist",
+            task.cwd.display()
+        );
+    }
+    match e.kind() {
+        io::ErrorKind::NotFound if !program.contains('/') => {
+            format!("cannot start `{program}`: command not found in PATH ({e})")
+        }
+        io::ErrorKind::NotFound => format!("cannot start `{program}`: no such file ({e})"),
+        io::ErrorKind::PermissionDenied => {
+            format!("cannot start `{program}`: permission denied ({e})")
+        }
+        _ => format!("cannot start `{program}`: {e}"),
+    }
+}
+
+/// The size of the file and its last `STDERR_TAIL_BYTES`, lossily decoded.
+fn tail(path: &Path) -> io::Result<(u64, String)> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(STDERR_TAIL_BYTES)))?;
+    let mut bytes = Vec::with_capacity(usize::try_from(len.min(STDERR_TAIL_BYTES)).unwrap_or(0));
+    file.take(STDERR_TAIL_BYTES).read_to_end(&mut bytes)?;
+    Ok((len, String::from_utf8_lossy(&bytes).into_owned()))
+}

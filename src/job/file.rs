@@ -1,0 +1,224 @@
+//! The job file as written: serde types that mirror the TOML exactly, and the JSON Schema made from
+//! them. Nothing here is interpreted; `job::load` turns a `JobFile` into a validated `Job`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+
+/// A job file, key for key.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(title = "poolrun job file")]
+pub struct JobFile {
+    /// The job's name, `[A-Za-z0-9._-]+`; default: the job file's stem.
+    pub name: Option<String>,
+    /// What the job does, for people.
+    pub description: Option<String>,
+    /// A string run by `/bin/sh -c` with every placeholder value shell-quoted, or an array run
+    /// directly with each placeholder expanded inside its own argument.
+    pub command: CommandSpec,
+    /// The tasks' working directory, relative to the job file's folder; default: that folder.
+    pub cwd: Option<String>,
+    /// Variables added to the inherited environment; values may hold placeholders.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The items to run over, cut into chunks: one task per chunk.
+    pub range: RangeFile,
+    /// How tasks run.
+    #[serde(default)]
+    pub pool: PoolFile,
+    /// Where the run directory goes.
+    #[serde(default)]
+    pub report: ReportFile,
+}
+
+/// `[range]`: half-open like Python's `range(start, end, step)`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RangeFile {
+    /// The first item.
+    pub start: i64,
+    /// The end, exclusive.
+    pub end: i64,
+    /// The distance between items; negative counts down (then `start > end`); default 1.
+    pub step: Option<i64>,
+    /// Items per task; default 1.
+    #[schemars(range(min = 1))]
+    pub chunk_size: Option<i64>,
+}
+
+/// `[pool]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PoolFile {
+    /// How many tasks run at once: an integer >= 1, "auto" (the available CPUs, the default) or
+    /// "N%" of the available CPUs.
+    pub processes: Option<Processes>,
+    /// The longest one attempt of a task may run, e.g. "30s"; default: no limit.
+    pub timeout: Option<DurationValue>,
+    /// After a timeout, how long the task's process group has between SIGTERM and SIGKILL;
+    /// default "5s".
+    pub grace_period: Option<DurationValue>,
+}
+
+/// `[report]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReportFile {
+    /// The run directory, relative to the job file's folder; may use `{name}` and `{run-id}`;
+    /// default "runs/{name}/{run-id}".
+    pub dir: Option<String>,
+}
+
+/// `command`: a shell string or an argv array.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
+pub enum CommandSpec {
+    /// Run by `/bin/sh -c`.
+    Shell(String),
+    /// Executed directly; the first element is the program.
+    Argv(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for CommandSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CommandVisitor;
+        impl<'de> Visitor<'de> for CommandVisitor {
+            type Value = CommandSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a command string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CommandSpec::Shell(v.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut argv = Vec::new();
+                while let Some(arg) = seq.next_element::<String>()? {
+                    argv.push(arg);
+                }
+                Ok(CommandSpec::Argv(argv))
+            }
+        }
+        deserializer.deserialize_any(CommandVisitor)
+    }
+}
+
+/// `processes` as written.
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[schemars(untagged)]
+pub enum Processes {
+    /// An explicit count, >= 1.
+    Count(#[schemars(range(min = 1))] u32),
+    /// `"auto"`, or `"N%"` of the available CPUs.
+    Named(#[schemars(pattern(r"^(auto|[1-9][0-9]*%)$"))] String),
+}
+
+impl Processes {
+    /// The number of processes on a machine with `cpus` available CPUs.
+    pub fn resolve(&self, cpus: usize) -> usize {
+        match self {
+            Self::Count(n) => *n as usize,
+            Self::Named(s) => match s.strip_suffix('%') {
+                // Validated by the deserializer: "N%" with N >= 1.
+                Some(pct) => (cpus * pct.parse::<usize>().unwrap_or(100) / 100).max(1),
+                None => cpus.max(1),
+            },
+        }
+    }
+
+    /// Parses the command-line or file spelling: `N`, `auto` or `N%`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        const EXPECTED: &str = r#"an integer >= 1, "auto" or "N%""#;
+        if s == "auto" {
+            return Ok(Self::Named(s.to_owned()));
+        }
+        if let Some(pct) = s.strip_suffix('%') {
+            return match pct.parse::<u32>() {
+                Ok(n) if n >= 1 => Ok(Self::Named(s.to_owned())),
+                _ => Err(format!("expected {EXPECTED}, found \"{s}\"")),
+            };
+        }
+        match s.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(Self::Count(n)),
+            _ => Err(format!("expected {EXPECTED}, found \"{s}\"")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Processes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ProcessesVisitor;
+        impl Visitor<'_> for ProcessesVisitor {
+            type Value = Processes;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#"an integer >= 1, "auto" or "N%""#)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                match u32::try_from(v) {
+                    Ok(n) if n >= 1 => Ok(Processes::Count(n)),
+                    _ => Err(E::invalid_value(de::Unexpected::Signed(v), &self)),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                match u32::try_from(v) {
+                    Ok(n) if n >= 1 => Ok(Processes::Count(n)),
+                    _ => Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)),
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Processes::parse(v).map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+            }
+        }
+        deserializer.deserialize_any(ProcessesVisitor)
+    }
+}
+
+/// A duration written in humantime syntax: "30s", "1m 30s", "250ms", "2h".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[schemars(transparent)]
+pub struct DurationValue(
+    #[schemars(
+        with = "String",
+        pattern(r"^\s*[0-9]+\s*[a-zµ]+(\s*[0-9]+\s*[a-zµ]+)*\s*$")
+    )]
+    pub Duration,
+);
+
+impl<'de> Deserialize<'de> for DurationValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DurationVisitor;
+        impl Visitor<'_> for DurationVisitor {
+            type Value = DurationValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#"a duration such as "30s", "1m 30s" or "250ms""#)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                humantime::parse_duration(v)
+                    .map(DurationValue)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+            }
+        }
+        deserializer.deserialize_str(DurationVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Processes;
+
+    #[test]
+    fn processes_resolve_against_cpus() {
+        assert_eq!(Processes::parse("3").unwrap().resolve(8), 3);
+        assert_eq!(Processes::parse("auto").unwrap().resolve(8), 8);
+        assert_eq!(Processes::parse("50%").unwrap().resolve(8), 4);
+        assert_eq!(Processes::parse("10%").unwrap().resolve(2), 1);
+        assert_eq!(Processes::parse("200%").unwrap().resolve(2), 4);
+        for bad in ["0", "-1", "0%", "x", "auto%", ""] {
+            assert!(Processes::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! `JobFile` -> `Job`: every check that can be done before running, each error pointing at its key.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::job::diagnostic::{self, Diagnostic, KeyPart};
+use crate::job::error::JobError;
+use crate::job::file::{CommandSpec, JobFile, Processes};
+use crate::job::suggest;
+use crate::job::template::{Placeholder, Template};
+use crate::job::{Command, Job, JobSource, Pool, Range};
+
+/// Job files larger than this are refused before parsing: no real job file comes close.
+const MAX_JOB_FILE_BYTES: u64 = 1 << 20;
+
+/// The default run directory, relative to the job file's folder.
+pub const DEFAULT_REPORT_DIR: &str = "runs/{name}/{run-id}";
+
+/// The default time between SIGTERM and SIGKILL.
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(5);
+
+/// Command-line settings that replace the job file's.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--processes`.
+    pub processes: Option<Processes>,
+    /// `--timeout`.
+    pub timeout: Option<Duration>,
+    /// `--run-dir`, relative to the current directory.
+    pub run_dir: Option<PathBuf>,
+}
+
+/// Reads, parses and validates the job file at `path`.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Job, JobError> {
+    let read_error = |source| JobError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read_error)?;
+    let shown = path.display().to_string();
+    if meta.is_dir() {
+        return Err(Diagnostic::new(
+            &shown,
+            "",
+            None,
+            "this is a directory, not a job file".into(),
+        )
+        .into());
+    }
+    if meta.len() > MAX_JOB_FILE_BYTES {
+        let message = format!(
+            "the file is {} bytes; a job file may be at most 1 MiB",
+            meta.len()
+        );
+        return Err(Diagnostic::new(&shown, "", None, message).into());
+    }
+    let bytes = std::fs::read(path).map_err(read_error)?;
+    let sha256 = Sha256::digest(&bytes)
+        .iter()
+        .fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let message = format!(
+                "the file is not UTF-8: invalid byte 0x{:02x}",
+                e.as_bytes()[at]
+            );
+            return Err(Diagnostic::new(&shown, &text, Some(at..at + 1), message).into());
+        }
+    };
+    let file: JobFile = toml::from_str(&text).map_err(|e| serde_diagnostic(&shown, &text, &e))?;
+    let abs = std::path::absolute(path).map_err(read_error)?;
+    let base_dir = abs.parent().unwrap_or(Path::new("/")).to_owned();
+    let source = JobSource {
+        path: path.to_owned(),
+        absolute: abs,
+        text,
+        sha256,
+    };
+    Validator { source }
+        .job(file, base_dir, overrides)
+        .map_err(JobError::from)
+}
+
+/// Turns a `toml` error into a diagnostic with the key path found from its span.
+fn serde_diagnostic(file: &str, text: &str, error: &toml::de::Error) -> Box<Diagnostic> {
+    let span = error.span();
+    let path = span
+        .as_ref()
+        .map(|s| diagnostic::path_at(text, s.start))
+        .unwrap_or_default();
+    let message = error
+        .message()
+        .trim()
+        .replace("expected i64", "expected an integer");
+    let help = unknown_field_help(&message);
+    Diagnostic::new(file, text, span, message)
+        .with_key(diagnostic::render_path(&path))
+        .with_help(help)
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`": the nearest known key, if any.
+fn unknown_field_help(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field ")?;
+    let mut names = rest.split('`').skip(1).step_by(2);
+    let unknown = names.next()?;
+    let nearest = suggest::nearest(unknown, names)?;
+    Some(format!("did you mean `{nearest}`?"))
+}
+
+/// A check's result: the value, or the error pointing at it.
+type Check<T> = Result<T, Box<Diagnostic>>;
+
+struct Validator {
+    source: JobSource,
+}
+
+impl Validator {
+    /// An error at the value of `path` (or at `offset..offset + len` inside that string value).
+    fn error(
+        &self,
+        path: &[&str],
+        inner: Option<(usize, usize)>,
+        message: String,
+    ) -> Box<Diagnostic> {
+        let parts: Vec<KeyPart> = path
+            .iter()
+            .map(|p| match p.parse::<usize>() {
+                Ok(i) => KeyPart::Index(i),
+                Err(_) => KeyPart::Key((*p).to_owned()),
+            })
+            .collect();
+        let text = &self.source.text;
+        let mut span = diagnostic::span_of(text, &parts);
+        if let (Some(s), Some((offset, len))) = (span.clone(), inner) {
+            span = Some(diagnostic::span_in_string(text, s, offset, len));
+        }
+        Diagnostic::new(&self.source.path.display().to_string(), text, span, message)
+            .with_key(diagnostic::render_path(&parts))
+    }
+
+    fn template(&self, path: &[&str], text: &str, allowed: &[Placeholder]) -> Check<Template> {
+        Template::parse(text, allowed).map_err(|e| {
+            self.error(path, Some((e.offset, e.len)), e.message)
+                .with_help(e.help)
+        })
+    }
+
+    fn job(self, file: JobFile, base_dir: PathBuf, overrides: &Overrides) -> Check<Job> {
+        let name = self.name(file.name.as_deref())?;
+        let command = self.command(&file.command)?;
+        let cwd = match &file.cwd {
+            Some(cwd) => Some(self.cwd(cwd, &base_dir)?),
+            None => None,
+        };
+        let env = self.env(&file.env)?;
+        let range = self.range(&file)?;
+        let pool = self.pool(&file, overrides)?;
+        let (report_base, report_dir) = match (&overrides.run_dir, &file.report.dir) {
+            (Some(dir), _) => {
+                let template =
+                    Template::parse(&dir.to_string_lossy(), &Placeholder::RUN).map_err(|e| {
+                        Diagnostic::new("--run-dir", "", None, e.message).with_help(e.help)
+                    })?;
+                let here = std::env::current_dir().unwrap_or_else(|_| base_dir.clone());
+                (here, template)
+            }
+            (None, Some(dir)) => (
+                base_dir.clone(),
+                self.template(&["report", "dir"], dir, &Placeholder::RUN)?,
+            ),
+            (None, None) => {
+                let template =
+                    Template::parse(DEFAULT_REPORT_DIR, &Placeholder::RUN).expect("valid default");
+                (base_dir.clone(), template)
+            }
+        };
+        Ok(Job {
+            name,
+            description: file.description,
+            source: self.source,
+            base_dir,
+            command,
+            cwd,
+            env,
+            range,
+            pool,
+            report_base,
+            report_dir,
+        })
+    }
+
+    fn name(&self, name: Option<&str>) -> Check<String> {
+        let valid = |n: &str| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        };
+        match name {
+            Some(n) if valid(n) => Ok(n.to_owned()),
+            Some(n) => Err(self.error(
+                &["name"],
+                None,
+                format!("expected a name of letters, digits, `.`, `_` and `-`, found {n:?}"),
+            )),
+            None => {
+                let stem = self
+                    .source
+                    .path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if valid(&stem) {
+                    Ok(stem)
+                } else {
+                    let message = format!(
+                        "the file's stem {stem:?} cannot be a job name: it must be letters, digits, `.`, `_` and `-`"
+                    );
+                    Err(Diagnostic::new(
+                        &self.source.path.display().to_string(),
+                        &self.source.text,
+                        None,
+                        message,
+                    )
+                    .with_help(Some("set `name = \"...\"` in the job file".into())))
+                }
+            }
+        }
+    }
+
+    fn command(&self, spec: &CommandSpec) -> Check<Command> {
+        match spec {
+            CommandSpec::Shell(script) if script.trim().is_empty() => Err(self.error(
+                &["command"],
+                None,
+                "expected a command, found an empty string".into(),
+            )),
+            CommandSpec::Shell(script) => Ok(Command::Shell(self.template(
+                &["command"],
+                script,
+                &Placeholder::ALL,
+            )?)),
+            CommandSpec::Argv(argv) if argv.is_empty() => Err(self.error(
+                &["command"],
+                None,
+                "expected a program and its arguments, found an empty array".into(),
+            )),
+            CommandSpec::Argv(argv) if argv[0].is_empty() => Err(self.error(
+                &["command", "0"],
+                None,
+                "expected a program, found an empty string".into(),
+            )),
+            CommandSpec::Argv(argv) => {
+                let templates = argv
+                    .iter()
+                    .enumerate()
+                    .map(|(i, arg)| {
+                        self.template(&["command", &i.to_string()], arg, &Placeholder::ALL)
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Command::Argv(templates))
+            }
+        }
+    }
+
+    fn cwd(&self, cwd: &str, base_dir: &Path) -> Check<Template> {
+        let template = self.template(&["cwd"], cwd, &Placeholder::ALL)?;
+        // A cwd that varies by task or run is checked when each task starts (spawn_failed); a
+        // fixed one now, so a typo fails before anything runs.
+        let joined = base_dir.join(cwd);
+        if !template.has_placeholders() && !joined.is_dir() {
+            let message = format!(
+                "expected an existing directory, found {:?}, which is not one",
+                joined.display().to_string()
+            );
+            return Err(self.error(&["cwd"], None, message));
+        }
+        Ok(template)
+    }
+
+    fn env(&self, env: &BTreeMap<String, String>) -> Check<Vec<(String, Template)>> {
+        env.iter()
+            .map(|(name, value)| {
+                if name.is_empty() || name.contains(['=', '\0']) {
+                    return Err(self.error(&["env", name], None, format!("expected an environment variable name without `=` or NUL, found {name:?}")));
+                }
+                if value.contains('\0') {
+                    return Err(self.error(&["env", name], None, "an environment value cannot contain NUL".into()));
+                }
+                Ok((name.clone(), self.template(&["env", name], value, &Placeholder::ALL)?))
+            })
+            .collect()
+    }
+
+    fn range(&self, file: &JobFile) -> Check<Range> {
+        let r = &file.range;
+        let step = r.step.unwrap_or(1);
+        if step == 0 {
+            return Err(self.error(
+                &["range", "step"],
+                None,
+                "expected a non-zero integer, found 0".into(),
+            ));
+        }
+        let chunk_size = r.chunk_size.unwrap_or(1);
+        let chunk_size = u64::try_from(chunk_size)
+            .ok()
+            .and_then(NonZeroU64::new)
+            .ok_or_else(|| {
+                self.error(
+                    &["range", "chunk-size"],
+                    None,
+                    format!("expected an integer >= 1, found {chunk_size}"),
+                )
+            })?;
+        let (start, end) = (i128::from(r.start), i128::from(r.end));
+        let span = end - start;
+        if span != 0 && (span > 0) != (step > 0) {
+            let direction = if step > 0 { "up" } else { "down" };
+            let message = format!(
+                "step {step} counts {direction}, away from end {} (start is {})",
+                r.end, r.start
+            );
+            let help = "use a negative step to count down (start > end), a positive one to count up; start = end is an empty range";
+            return Err(self
+                .error(&["range", "step"], None, message)
+                .with_help(Some(help.into())));
+        }
+        let items = if span == 0 {
+            0
+        } else {
+            (span.abs() + i128::from(step.unsigned_abs()) - 1) / i128::from(step.unsigned_abs())
+        };
+        let items = u64::try_from(items).expect("at most 2^64 items");
+        if items > 0 {
+            // `{end}` of the last chunk is `last + step`: it must fit in an i64 too.
+            let after_last = start + i128::from(items) * i128::from(step);
+            if i64::try_from(after_last).is_err() {
+                let message =
+                    format!("the last item's `{{end}}` ({after_last}) overflows a 64-bit integer");
+                return Err(self.error(&["range", "end"], None, message));
+            }
+        }
+        Ok(Range {
+            start: r.start,
+            end: r.end,
+            step,
+            chunk_size,
+            items,
+        })
+    }
+
+    fn pool(&self, file: &JobFile, overrides: &Overrides) -> Check<Pool> {
+        let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let processes = overrides
+            .processes
+            .clone()
+            .or(file.pool.processes.clone())
+            .unwrap_or(Processes::Named("auto".into()));
+        let processes =
+            NonZeroUsize::new(processes.resolve(cpus)).expect("resolve gives at least 1");
+        let timeout = match (overrides.timeout, file.pool.timeout) {
+            (Some(t), _) => Some(t),
+            (None, Some(t)) if t.0.is_zero() => {
+                let help = "leave `timeout` out for no limit";
+                return Err(self
+                    .error(
+                        &["pool", "timeout"],
+                        None,
+                        "expected a duration above zero, found 0s".into(),
+                    )
+                    .with_help(Some(help.into())));
+            }
+            (None, t) => t.map(|t| t.0),
+        };
+        let grace_period = file.pool.grace_period.map_or(DEFAULT_GRACE_PERIOD, |g| g.0);
+        Ok(Pool {
+            processes,
+            timeout,
+            grace_period,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unknown_field_help;
+
+    #[test]
+    fn suggests_the_nearest_field() {
+        let m = "unknown field `timout`, expected one of `processes`, `timeout`, `grace-period`";
+        assert_eq!(
+            unknown_field_help(m).as_deref(),
+            Some("did you mean `timeout`?")
+        );
+        assert_eq!(
+            unknown_field_help("unknown field `zzz`, expected `a`"),
+            None
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! `Plan` and the `Task`s it renders.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::job::template::{Placeholder, Values};
+use crate::job::{Command, Job};
+use crate::plan::RunInfo;
+
+/// A task's index in plan order, from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct TaskId(pub u64);
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// One chunk of the range with everything rendered: what a worker needs to start it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    /// Plan order.
+    pub id: TaskId,
+    /// The chunk's first item.
+    pub start: i64,
+    /// The chunk's last item, inclusive.
+    pub last: i64,
+    /// `last + step`.
+    pub end: i64,
+    /// Items in the chunk, >= 1.
+    pub count: u64,
+    /// The argv exactly as executed; a shell command is `["/bin/sh", "-c", script]`.
+    pub argv: Vec<String>,
+    /// Absolute working directory.
+    pub cwd: PathBuf,
+    /// The job's `env`, rendered for this task.
+    pub env: Vec<(String, String)>,
+}
+
+/// The task list of one run of a job.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    job: Arc<Job>,
+    run: RunInfo,
+    len: u64,
+}
+
+impl Plan {
+    /// The plan for `run` of `job`.
+    pub fn new(job: Arc<Job>, run: RunInfo) -> Self {
+        let range = job.range;
+        let len = range.items.div_ceil(range.chunk_size.get());
+        Self { job, run, len }
+    }
+
+    /// The number of tasks.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the plan has no task (an empty range).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The job being planned.
+    pub fn job(&self) -> &Arc<Job> {
+        &self.job
+    }
+
+    /// The run's id and directory.
+    pub fn run(&self) -> &RunInfo {
+        &self.run
+    }
+
+    /// Every task in plan order, rendered lazily.
+    pub fn tasks(&self) -> impl Iterator<Item = Task> + '_ {
+        (0..self.len).map(|i| self.task(TaskId(i)))
+    }
+
+    /// Renders task `id`, which must be below `len()`.
+    pub fn task(&self, id: TaskId) -> Task {
+        let range = self.job.range;
+        let chunk = range.chunk_size.get();
+        assert!(
+            id.0 < self.len,
+            "task {id} is outside a plan of {} tasks",
+            self.len
+        );
+        let first = id.0 * chunk;
+        let count = chunk.min(range.items - first);
+        // Job validation guarantees `start + items * step` fits in an i64; every value below
+        // is at most that far from `start`.
+        let at = |index: u64| {
+            let value = i128::from(range.start) + i128::from(index) * i128::from(range.step);
+            i64::try_from(value).expect("validated range")
+        };
+        let values = ChunkValues {
+            id,
+            start: at(first),
+            last: at(first + count - 1),
+            end: at(first + count),
+            count,
+            step: range.step,
+            name: &self.job.name,
+            run_id: &self.run.id,
+        };
+        let argv = match &self.job.command {
+            Command::Shell(script) => {
+                vec![
+                    "/bin/sh".to_owned(),
+                    "-c".to_owned(),
+                    script.render_shell(&values),
+                ]
+            }
+            Command::Argv(args) => args.iter().map(|a| a.render(&values)).collect(),
+        };
+        let cwd = match &self.job.cwd {
+            Some(cwd) => self.job.base_dir.join(cwd.render(&values)),
+            None => self.job.base_dir.clone(),
+        };
+        let env = self
+            .job
+            .env
+            .iter()
+            .map(|(name, value)| (name.clone(), value.render(&values)))
+            .collect();
+        Task {
+            id,
+            start: values.start,
+            last: values.last,
+            end: values.end,
+            count,
+            argv,
+            cwd,
+            env,
+        }
+    }
+}
+
+/// The placeholder values of one chunk.
+struct ChunkValues<'a> {
+    id: TaskId,
+    start: i64,
+    last: i64,
+    end: i64,
+    count: u64,
+    step: i64,
+    name: &'a str,
+    run_id: &'a str,
+}
+
+impl Values for ChunkValues<'_> {
+    fn get(&self, p: Placeholder) -> String {
+        match p {
+            Placeholder::Id => self.id.to_string(),
+            Placeholder::Start => self.start.to_string(),
+            Placeholder::Last => self.last.to_string(),
+            Placeholder::End => self.end.to_string(),
+            Placeholder::Count => self.count.to_string(),
+            Placeholder::Items => {
+                let mut out = String::new();
+                self.items(&mut |i, item| {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    out.push_str(item);
+                });
+                out
+            }
+            Placeholder::Name => self.name.to_owned(),
+            Placeholder::RunId => self.run_id.to_owned(),
+        }
+    }
+
+    fn items(&self, f: &mut dyn FnMut(usize, &str)) {
+        let mut item = self.start;
+        for i in 0..self.count {
+            f(usize::try_from(i).unwrap_or(usize::MAX), &item.to_string());
+            // The step past the last item is `end`, which fits in an i64.
+            item = item.wrapping_add(self.step);
+        }
+    }
+}

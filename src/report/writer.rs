@@ -1,0 +1,134 @@
+//! Streams `report.json`: task rows are written in task order as soon as every earlier task has
+//! its row, through a reorder buffer that holds only the outcomes that finished ahead of an
+//! earlier task. The file is written under a temporary name and renamed into place when complete,
+//! so a reader never sees half a report.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::exec::TaskOutcome;
+use crate::plan::{Plan, TaskId};
+use crate::report::ReportError;
+use crate::report::model::{JobRecord, REPORT_SCHEMA, RunRecord, Summary, TaskRecord};
+
+/// A report being written.
+pub struct ReportWriter {
+    temp: PathBuf,
+    path: PathBuf,
+    out: BufWriter<File>,
+    /// The next task id to write.
+    next: u64,
+    /// Rows that finished before some earlier task.
+    waiting: BTreeMap<u64, TaskRecord>,
+    summary: Summary,
+}
+
+impl ReportWriter {
+    /// Starts the report at `path` with its header.
+    pub fn create(path: &Path, job: &JobRecord) -> Result<Self, ReportError> {
+        let temp = path.with_extension("json.partial");
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(ReportError::io("create the report", &temp))?;
+        let mut writer = Self {
+            out: BufWriter::with_capacity(64 * 1024, file),
+            temp,
+            path: path.to_owned(),
+            next: 0,
+            waiting: BTreeMap::new(),
+            summary: Summary::default(),
+        };
+        let header = format!(
+            "{{\n  \"schema\": {},\n  \"job\": {},\n  \"tasks\": [",
+            json(&REPORT_SCHEMA),
+            json(job)
+        );
+        writer.write(header.as_bytes())?;
+        Ok(writer)
+    }
+
+    /// Adds a finished task; writes it and every waiting row after it once it is next in order.
+    pub fn push(&mut self, outcome: &TaskOutcome) -> Result<(), ReportError> {
+        let record = TaskRecord::from_outcome(outcome);
+        if record.id != self.next {
+            self.waiting.insert(record.id, record);
+            return Ok(());
+        }
+        self.write_row(&record)?;
+        while let Some(record) = self.waiting.remove(&self.next) {
+            self.write_row(&record)?;
+        }
+        Ok(())
+    }
+
+    /// The counts so far.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Writes `not_run` rows for every task from the next one on, which must all be tasks that
+    /// never started, then the run record and the summary, and renames the file into place.
+    pub fn finish(
+        mut self,
+        plan: &Plan,
+        run: &RunRecord,
+        wall_seconds: f64,
+    ) -> Result<Summary, ReportError> {
+        assert!(
+            self.waiting.is_empty(),
+            "every started task has an outcome before the report ends"
+        );
+        for id in self.next..plan.len() {
+            let record = TaskRecord::not_run(&plan.task(TaskId(id)));
+            self.write_row(&record)?;
+        }
+        self.summary.wall_seconds = wall_seconds;
+        let footer = format!(
+            "\n  ],\n  \"run\": {},\n  \"summary\": {}\n}}\n",
+            json(run),
+            json(&self.summary)
+        );
+        self.write(footer.as_bytes())?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| ReportError::io("write the report", &self.temp)(e.into_error()))?;
+        file.sync_all()
+            .map_err(ReportError::io("sync the report", &self.temp))?;
+        fs::rename(&self.temp, &self.path)
+            .map_err(ReportError::io("move the report into place at", &self.path))?;
+        if let Some(dir) = self.path.parent() {
+            // Make the rename itself durable.
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(ReportError::io("sync the run directory", dir))?;
+        }
+        Ok(self.summary)
+    }
+
+    fn write_row(&mut self, record: &TaskRecord) -> Result<(), ReportError> {
+        let separator = if self.next == 0 { "\n    " } else { ",\n    " };
+        self.write(separator.as_bytes())?;
+        let row = serde_json::to_vec(record).expect("report rows serialize");
+        self.write(&row)?;
+        self.summary.count(record.status);
+        self.next += 1;
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), ReportError> {
+        self.out
+            .write_all(bytes)
+            .map_err(ReportError::io("write the report", &self.temp))
+    }
+}
+
+fn json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("report parts serialize")
+}
