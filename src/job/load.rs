@@ -95,16 +95,36 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Job, JobError> {
 /// Turns a `toml` error into a diagnostic with the key path found from its span.
 fn serde_diagnostic(file: &str, text: &str, error: &toml::de::Error) -> Box<Diagnostic> {
     let span = error.span();
-    let path = span
-        .as_ref()
-        .map(|s| diagnostic::path_at(text, s.start))
-        .unwrap_or_default();
     let message = error
         .message()
         .trim()
-        .replace("expected i64", "expected an integer");
-    let help = unknown_field_help(&message);
-    Diagnostic::new(file, text, span, message)
+        .replace("expected i64", "expected a 64-bit integer");
+    // A missing key is reported on the table that lacks it; the whole document for the root.
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next());
+    let whole = span
+        .as_ref()
+        .is_some_and(|s| s.start == 0 && (s.end == 0 || s.end >= text.trim_end().len()));
+    let mut path = match &span {
+        Some(s) if !(missing.is_some() && whole) => diagnostic::path_at(text, s.start),
+        _ => Vec::new(),
+    };
+    if let Some(field) = missing {
+        path.push(KeyPart::Key(field.to_owned()));
+    }
+    let help = unknown_field_help(&message).or_else(|| {
+        let empty = text.trim().is_empty();
+        empty.then(|| {
+            "a job file needs at least `command` and a `[range]` with `start` and `end`".to_owned()
+        })
+    });
+    let message = if text.trim().is_empty() {
+        format!("the job file is empty: {message}")
+    } else {
+        message
+    };
+    Diagnostic::new(file, text, span.filter(|_| !whole), message)
         .with_key(diagnostic::render_path(&path))
         .with_help(help)
 }
@@ -279,11 +299,10 @@ impl Validator {
         // fixed one now, so a typo fails before anything runs.
         let joined = base_dir.join(cwd);
         if !template.has_placeholders() && !joined.is_dir() {
-            let message = format!(
-                "expected an existing directory, found {:?}, which is not one",
-                joined.display().to_string()
-            );
-            return Err(self.error(&["cwd"], None, message));
+            let message =
+                format!("expected an existing directory, found {cwd:?}, which is not one");
+            let help = "a relative `cwd` starts at the job file's folder".to_owned();
+            return Err(self.error(&["cwd"], None, message).with_help(Some(help)));
         }
         Ok(template)
     }

@@ -1,0 +1,109 @@
+//! The committed schemas and the example jobs in `jobs/`.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::support::{assert_valid, job_schema, poolrun, read_report, repo, statuses};
+
+fn example_jobs() -> Vec<PathBuf> {
+    let mut jobs: Vec<PathBuf> = std::fs::read_dir(repo().join("jobs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    jobs.sort();
+    assert!(jobs.len() >= 3, "jobs/ holds the examples");
+    jobs
+}
+
+#[test]
+fn committed_schemas_match_the_types() {
+    for which in ["job", "report"] {
+        let out = poolrun().args(["schema", which]).output().unwrap();
+        assert!(out.status.success());
+        let committed =
+            std::fs::read_to_string(repo().join(format!("schemas/{which}.schema.json"))).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim_end(),
+            committed.trim_end(),
+            "schemas/{which}.schema.json is stale: run `cargo run -- schema {which} > schemas/{which}.schema.json`"
+        );
+    }
+}
+
+#[test]
+fn every_example_job_validates_against_the_schema_and_loads() {
+    for job in example_jobs() {
+        let text = std::fs::read_to_string(&job).unwrap();
+        assert!(
+            text.starts_with("#:schema ../schemas/job.schema.json"),
+            "{}",
+            job.display()
+        );
+        let value: toml::Value = toml::from_str(&text).unwrap();
+        let json: Value = serde_json::to_value(value).unwrap();
+        assert_valid(job_schema(), &json, &job.display().to_string());
+        let out = poolrun().arg("validate").arg(&job).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            job.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Runs an example job with its run directory in a temporary folder.
+fn run_example(name: &str) -> (i32, Value, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let out = poolrun()
+        .arg("run")
+        .arg(repo().join("jobs").join(format!("{name}.toml")))
+        .arg("--run-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    (out.status.code().unwrap(), read_report(&dir), tmp)
+}
+
+#[test]
+fn the_squares_example_prints_squares_in_task_order() {
+    let (code, report, _tmp) = run_example("squares");
+    assert_eq!(code, 0);
+    let dir = PathBuf::from(report["run"]["dir"].as_str().unwrap());
+    let out = poolrun()
+        .args(["report", "--output"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let squares: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(squares, (0..10).map(|x| x * x).collect::<Vec<u64>>());
+}
+
+#[test]
+fn the_chunks_example_sums_fifty_chunks() {
+    let (code, report, _tmp) = run_example("chunks");
+    assert_eq!(code, 0);
+    assert_eq!(report["summary"]["succeeded"], 50);
+    let dir = PathBuf::from(report["run"]["dir"].as_str().unwrap());
+    let out = std::fs::read_to_string(dir.join("tasks/49.out")).unwrap();
+    let expected: i64 = (9800..10000).sum();
+    assert_eq!(out.trim(), format!("9800 9999 {expected}"));
+}
+
+#[test]
+fn the_timeout_example_times_out_one_task() {
+    let (code, report, _tmp) = run_example("timeout");
+    assert_eq!(code, 1);
+    let statuses = statuses(&report);
+    assert_eq!(statuses.iter().filter(|s| *s == "timed_out").count(), 1);
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "succeeded").count(),
+        statuses.len() - 1
+    );
+}

@@ -1,0 +1,78 @@
+//! `poolrun plan`: the task list, exactly as run would execute it, running nothing.
+
+use serde_json::Value;
+
+use crate::support::{Job, poolrun, repo};
+
+#[test]
+fn the_chunks_example_plans_fifty_tasks_of_two_hundred() {
+    let out = poolrun()
+        .args(["plan", "--json"])
+        .arg(repo().join("jobs/chunks.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let plan: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan.len(), 50);
+    assert_eq!(
+        (plan[0]["start"].as_i64(), plan[0]["last"].as_i64()),
+        (Some(0), Some(199))
+    );
+    assert_eq!(
+        (plan[49]["start"].as_i64(), plan[49]["last"].as_i64()),
+        (Some(9800), Some(9999))
+    );
+    assert!(plan.iter().all(|t| t["count"] == 200));
+    assert!(plan.iter().enumerate().all(|(i, t)| t["id"] == i));
+}
+
+#[test]
+fn a_partial_last_chunk_and_a_negative_step() {
+    let job = Job::new(
+        "command = [\"echo\", \"{start}\", \"{last}\", \"{end}\"]\n[range]\nstart = 10\nend = -1\nstep = -2\nchunk-size = 4\n",
+    );
+    let run = job.cmd("plan", &["--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let plan: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    let rows: Vec<(i64, i64, i64, u64)> = plan
+        .iter()
+        .map(|t| {
+            (
+                t["start"].as_i64().unwrap(),
+                t["last"].as_i64().unwrap(),
+                t["end"].as_i64().unwrap(),
+                t["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // range(10, -1, -2) is 10 8 6 4 2 0.
+    assert_eq!(rows, [(10, 4, 2, 4), (2, 0, -2, 2)]);
+    assert_eq!(
+        plan[1]["command"],
+        serde_json::json!(["echo", "2", "0", "-2"])
+    );
+    assert!(!job.file("runs").exists(), "plan runs nothing");
+}
+
+#[test]
+fn the_table_shows_the_rendered_command() {
+    let job = Job::new("command = \"echo {start}-{last}\"\n[range]\nstart = 0\nend = 3\n");
+    let run = job.cmd("plan", &[]);
+    assert_eq!(run.code, 0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines[3].ends_with("echo 2-2"), "{}", lines[3]);
+}
+
+#[test]
+fn an_empty_range_plans_nothing() {
+    let job = Job::new("command = \"true\"\n[range]\nstart = 0\nend = 0\n");
+    let run = job.cmd("plan", &["--json"]);
+    assert_eq!(run.code, 0);
+    assert_eq!(
+        serde_json::from_str::<Vec<Value>>(&run.stdout)
+            .unwrap()
+            .len(),
+        0
+    );
+}

@@ -1,0 +1,208 @@
+//! Test helpers: a job in a temporary directory, the real binary, reports checked against the
+//! committed schema, and polling with deadlines instead of sleeps.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The binary under test.
+pub fn poolrun() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_poolrun"))
+}
+
+/// The repository's root.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A job file in a fresh temporary directory.
+pub struct Job {
+    pub dir: TempDir,
+    pub path: PathBuf,
+}
+
+/// What a run printed and returned.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Job {
+    /// Writes `text` as `job.toml` in a new temporary directory.
+    pub fn new(text: &str) -> Self {
+        Self::named("job", text)
+    }
+
+    /// Writes `text` as `<stem>.toml` in a new temporary directory.
+    pub fn named(stem: &str, text: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(format!("{stem}.toml"));
+        std::fs::write(&path, text).expect("write job");
+        Self { dir, path }
+    }
+
+    /// A path inside the job's directory.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs `poolrun <subcommand> job.toml <args>` in the job's directory (naming the file
+    /// relative to it, so messages are the same in every temporary directory).
+    pub fn cmd(&self, subcommand: &str, args: &[&str]) -> Run {
+        poolrun()
+            .current_dir(self.dir.path())
+            .arg(subcommand)
+            .arg(self.path.file_name().expect("file name"))
+            .args(args)
+            .output()
+            .expect("run poolrun")
+            .into()
+    }
+
+    /// `poolrun run job.toml <args>`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.cmd("run", args)
+    }
+
+    /// The newest run directory of this job (`runs/<name>/latest`).
+    pub fn latest(&self, name: &str) -> PathBuf {
+        let link = self.dir.path().join("runs").join(name).join("latest");
+        std::fs::canonicalize(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display()))
+    }
+
+    /// The newest run's report, checked against the report schema.
+    pub fn report(&self) -> Value {
+        read_report(&self.latest("job"))
+    }
+}
+
+/// Reads `report.json` in `run_dir` and asserts it is valid against `schemas/report.schema.json`.
+pub fn read_report(run_dir: &Path) -> Value {
+    let text = std::fs::read_to_string(run_dir.join("report.json")).expect("report.json");
+    let report: Value = serde_json::from_str(&text).expect("report.json is JSON");
+    assert_valid(report_schema(), &report, "report.json");
+    report
+}
+
+/// Asserts `value` is valid against `schema`, listing every violation.
+pub fn assert_valid(schema: &jsonschema::Validator, value: &Value, what: &str) {
+    let errors: Vec<String> = schema
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} does not match its schema:\n{}",
+        errors.join("\n")
+    );
+}
+
+fn load_schema(name: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(repo().join("schemas").join(name)).expect("schema file");
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    jsonschema::validator_for(&schema).expect("schema compiles")
+}
+
+/// The committed report schema.
+pub fn report_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    SCHEMA.get_or_init(|| load_schema("report.schema.json"))
+}
+
+/// The committed job schema.
+pub fn job_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    SCHEMA.get_or_init(|| load_schema("job.schema.json"))
+}
+
+/// The tasks array of a report.
+pub fn tasks(report: &Value) -> &Vec<Value> {
+    report["tasks"].as_array().expect("tasks array")
+}
+
+/// The statuses of a report's tasks, in report order.
+pub fn statuses(report: &Value) -> Vec<String> {
+    tasks(report)
+        .iter()
+        .map(|t| t["status"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Polls `check` until it returns `Some` or `limit` passes.
+pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Whether `pid` is a live process (a zombie is dead: it only waits to be reaped).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+/// Asserts every pid in `pids` is gone, allowing a short time for the kernel to finish with them.
+pub fn assert_all_gone(pids: &[u32]) {
+    wait_for(
+        Duration::from_secs(10),
+        "the task's processes to be gone",
+        || pids.iter().all(|&p| !alive(p)).then_some(()),
+    );
+}
+
+/// Reads every pid written to files matching `dir/*.pid`.
+pub fn pids_in(dir: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("pid dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "pid") {
+            let text = std::fs::read_to_string(&path).expect("pid file");
+            pids.extend(
+                text.split_whitespace()
+                    .map(|p| p.parse::<u32>().expect("pid")),
+            );
+        }
+    }
+    pids
+}
+
+/// The lines of a run's journal, parsed.
+pub fn journal(run_dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run_dir.join("journal.jsonl"))
+        .expect("journal")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("journal line is JSON"))
+        .collect()
+}
+
+/// A `[range]` of `n` items from 0 and a `[pool]` with `processes`.
+pub fn range(n: u64, processes: u32) -> String {
+    format!("[range]\nstart = 0\nend = {n}\n\n[pool]\nprocesses = {processes}\n")
+}
