@@ -101,7 +101,7 @@ fn run(args: &RunArgs) -> Result<u8, Error> {
         window: (WINDOW_PER_PROCESS * processes as u64).max(MIN_WINDOW),
     };
     let (end, sink_error) = pool.run(&plan, &journal, |outcome: TaskOutcome| {
-        log_outcome(&outcome);
+        progress.suspend(|| log_outcome(&outcome));
         journal.finished(&outcome)?;
         writer.push(&outcome)?;
         progress.inc(1);

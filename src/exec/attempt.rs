@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -16,6 +17,28 @@ use crate::plan::Task;
 
 /// How much of stderr the report keeps.
 const STDERR_TAIL_BYTES: u64 = 4096;
+
+/// `run_attempt`, with a panic turned into a `failed` outcome: the pool counts outcomes, so a
+/// worker that died without one would leave the run waiting forever.
+pub(crate) fn run_attempt_guarded(task: Task, ctx: &Context<'_>) -> TaskOutcome {
+    let fallback = task.clone();
+    let started_at = SystemTime::now();
+    std::panic::catch_unwind(AssertUnwindSafe(|| run_attempt(task, ctx))).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let mut outcome = not_started(
+            fallback,
+            started_at,
+            false,
+            format!("internal error in poolrun: {what}"),
+        );
+        outcome.status = TaskStatus::Failed;
+        outcome
+    })
+}
 
 /// Runs `task` once and says how it went. Never panics on a task's behaviour: every failure to
 /// start or run becomes a status.

@@ -12,7 +12,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::exec::ExecError;
-use crate::exec::attempt::run_attempt;
+use crate::exec::attempt::run_attempt_guarded;
 use crate::exec::outcome::TaskOutcome;
 use crate::exec::unix::{self, UnixSignal};
 use crate::plan::{Plan, Task, TaskId};
@@ -184,7 +184,7 @@ impl LocalPool<'_> {
                     in_flight += 1;
                     let (tx, ctx) = (tx.clone(), &ctx);
                     scope.spawn(move |_| {
-                        let outcome = run_attempt(task, ctx);
+                        let outcome = run_attempt_guarded(task, ctx);
                         // The receiver outlives every worker: it returns only when none is left.
                         let _ = tx.send(Event::Finished(Box::new(outcome)));
                     });
