@@ -66,8 +66,15 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
     /// The run directory (overrides [report] dir); relative to the current directory.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub run_dir: Option<PathBuf>,
+    /// Finish an earlier run: run every task without a succeeded outcome, in its run directory
+    /// (default: the job's latest run).
+    #[arg(long, value_name = "RUN_DIR|latest", num_args = 0..=1, default_missing_value = "latest")]
+    pub resume: Option<PathBuf>,
+    /// With --resume: run even though the job file changed since the run.
+    #[arg(long, requires = "resume")]
+    pub force: bool,
     /// Print only errors and, when something failed, the summary.
     #[arg(long, short, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -88,6 +95,9 @@ pub enum SchemaKind {
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if d.is_zero() => Err("expected a duration above zero, found 0".to_owned()),
+        Ok(d) if d > crate::job::file::MAX_DURATION => {
+            Err("expected a duration of at most 10 years".to_owned())
+        }
         Ok(d) => Ok(d),
         Err(e) => Err(format!("expected a duration such as 30s or 1m 30s: {e}")),
     }

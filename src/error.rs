@@ -16,6 +16,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The run directory or report could not be written.
     pub const IO: u8 = 74;
+    /// Another run of the job holds its lock.
+    pub const LOCKED: u8 = 75;
     /// Interrupted by a signal: 128 + its number.
     pub const fn signal(signal: i32) -> u8 {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -36,13 +38,17 @@ pub enum Error {
     /// The run directory, journal or report.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// A command line that cannot be carried out; nothing ran.
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl Error {
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Job(_) => exit::USAGE,
+            Self::Job(_) | Self::Usage(_) => exit::USAGE,
+            Self::Report(ReportError::Locked { .. }) => exit::LOCKED,
             Self::Exec(_) | Self::Report(_) => exit::IO,
         }
     }

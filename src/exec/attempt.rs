@@ -1,5 +1,6 @@
 //! One attempt of one task: spawn it in its own process group with its output going to files,
-//! wait with the timeout, stop the whole group when needed, always reap.
+//! wait with the timeout, stop the whole group when needed, always reap, and kill whatever the
+//! task left running.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -11,42 +12,43 @@ use std::time::{Duration, Instant, SystemTime};
 use wait_timeout::ChildExt;
 
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
-use crate::exec::pool::Context;
+use crate::exec::pool::{Context, Event, Started};
 use crate::exec::unix::{self, UnixSignal};
 use crate::plan::Task;
 
 /// How much of stderr the report keeps.
-const STDERR_TAIL_BYTES: u64 = 4096;
+pub const STDERR_TAIL_BYTES: u64 = 4096;
 
 /// `run_attempt`, with a panic turned into a `failed` outcome: the pool counts outcomes, so a
 /// worker that died without one would leave the run waiting forever.
-pub(crate) fn run_attempt_guarded(task: Task, ctx: &Context<'_>) -> TaskOutcome {
+pub(crate) fn run_attempt_guarded(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
     let fallback = task.clone();
     let started_at = SystemTime::now();
-    std::panic::catch_unwind(AssertUnwindSafe(|| run_attempt(task, ctx))).unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        let mut outcome = not_started(
-            fallback,
-            started_at,
-            false,
-            format!("internal error in poolrun: {what}"),
-        );
-        outcome.status = TaskStatus::Failed;
-        outcome
-    })
+    std::panic::catch_unwind(AssertUnwindSafe(|| run_attempt(task, attempt, ctx))).unwrap_or_else(
+        |panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let reason = format!("internal error in poolrun: {what}");
+            let mut outcome = not_started(fallback, attempt, started_at, false, reason);
+            outcome.status = TaskStatus::Failed;
+            outcome
+        },
+    )
 }
 
-/// Runs `task` once and says how it went. Never panics on a task's behaviour: every failure to
-/// start or run becomes a status.
-pub(crate) fn run_attempt(task: Task, ctx: &Context<'_>) -> TaskOutcome {
+/// Runs attempt `attempt` of `task` and says how it went. Every failure to start or run becomes
+/// a status, never an error.
+fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
     let started_at = SystemTime::now();
     let clock = Instant::now();
     let out_path = ctx.tasks_dir.join(format!("{}.out", task.id));
     let err_path = ctx.tasks_dir.join(format!("{}.err", task.id));
+    if attempt > 1 {
+        keep_earlier_attempt(ctx.tasks_dir, &task, attempt - 1);
+    }
     let files = File::create(&out_path).and_then(|out| Ok((out, File::create(&err_path)?)));
     let (stdout, stderr) = match files {
         Ok(files) => files,
@@ -55,42 +57,107 @@ pub(crate) fn run_attempt(task: Task, ctx: &Context<'_>) -> TaskOutcome {
                 "cannot create the task's output files in {}: {e}",
                 ctx.tasks_dir.display()
             );
-            return not_started(task, started_at, false, reason);
+            return not_started(task, attempt, started_at, false, reason);
         }
     };
-    let mut command = command(&task, ctx, stdout, stderr);
+    let mut command = command(&task, attempt, ctx, stdout, stderr);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
             let reason = spawn_error(&task, &e);
-            return not_started(task, started_at, true, reason);
+            return not_started(task, attempt, started_at, true, reason);
         }
     };
     let pid = child.id();
-    let stop_now = ctx.running.insert(task.id, pid);
-    ctx.observer.task_started(&task, 1, pid, started_at);
-    if stop_now {
-        unix::signal_group(pid, UnixSignal::SIGTERM);
+    let registered = ctx.running.insert(task.id, pid);
+    let guard = KillOnUnwind {
+        pid,
+        id: task.id,
+        running: &ctx.running,
+    };
+    let _ = ctx.events.send(Event::Started(Started {
+        id: task.id,
+        key: task.key.clone(),
+        attempt,
+        pid,
+        at: started_at,
+    }));
+    if registered.pause {
+        unix::signal_group(pid, UnixSignal::SIGSTOP);
+    }
+    if let Some(signal) = registered.stop {
+        unix::signal_group(pid, signal);
+        unix::signal_group(pid, UnixSignal::SIGCONT);
     }
     let (status, timed_out) = wait(&mut child, pid, ctx);
+    std::mem::forget(guard);
     let cancelled = ctx.running.remove(task.id);
-    // The direct child is gone; anything it left behind in its group goes too, so no task
-    // outlives its report row.
-    if unix::kill_leftovers(pid) {
-        tracing::debug!("task {}: killed the processes it left running", task.id);
+    // The direct child is gone; anything it left behind goes too, in its group or escaped from
+    // it, so no task outlives its report row.
+    let leaked = unix::kill_leftovers(pid)
+        + unix::kill_escapees(ctx.run_id, task.id.0, |p| ctx.running.is_task_group(p));
+    if leaked > 0 {
+        tracing::debug!(
+            "task {}: killed {leaked} processes it left running",
+            task.id
+        );
     }
     let duration = clock.elapsed();
-    let (exit_code, signal) = match &status {
-        Ok(s) => unix::status_parts(*s),
-        Err(_) => (None, None),
-    };
-    let (status, error) = match status {
+    let (exit_code, signal) = status
+        .as_ref()
+        .map_or((None, None), |s| unix::status_parts(*s));
+    let (status, error) = classify(&status, timed_out, cancelled, ctx.timeout);
+    let stdout_bytes = std::fs::metadata(&out_path).map_or(0, |m| m.len());
+    let (stderr_bytes, stderr_tail) = tail(&err_path).unwrap_or_default();
+    TaskOutcome {
+        task,
+        status,
+        exit_code,
+        signal,
+        attempt,
+        tries: 1,
+        started_at,
+        finished_at: SystemTime::now(),
+        duration,
+        has_output: true,
+        stdout_bytes,
+        stderr_bytes,
+        stderr_tail,
+        leaked,
+        error,
+    }
+}
+
+/// Should poolrun itself fail while a task runs, the task's group is killed and reaped rather than
+/// left running with nobody to stop it.
+struct KillOnUnwind<'a> {
+    pid: u32,
+    id: crate::plan::TaskId,
+    running: &'a crate::exec::running::Running,
+}
+
+impl Drop for KillOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.running.remove(self.id);
+        unix::signal_group(self.pid, UnixSignal::SIGKILL);
+        unix::reap(self.pid);
+        unix::kill_leftovers(self.pid);
+    }
+}
+
+fn classify(
+    status: &io::Result<ExitStatus>,
+    timed_out: bool,
+    cancelled: bool,
+    timeout: Option<Duration>,
+) -> (TaskStatus, Option<String>) {
+    match status {
         Err(e) => (
             TaskStatus::Failed,
             Some(format!("waiting for the task failed: {e}")),
         ),
         Ok(_) if timed_out => {
-            let limit = humantime::format_duration(ctx.timeout.unwrap_or_default());
+            let limit = humantime::format_duration(timeout.unwrap_or_default());
             (
                 TaskStatus::TimedOut,
                 Some(format!("timed out after {limit}")),
@@ -98,10 +165,10 @@ pub(crate) fn run_attempt(task: Task, ctx: &Context<'_>) -> TaskOutcome {
         }
         Ok(_) if cancelled => (
             TaskStatus::Cancelled,
-            Some("stopped: the run was interrupted".to_owned()),
+            Some("stopped: the run was stopped".to_owned()),
         ),
         Ok(s) if s.success() => (TaskStatus::Succeeded, None),
-        Ok(_) => match (exit_code, signal) {
+        Ok(s) => match unix::status_parts(*s) {
             (_, Some(sig)) => (
                 TaskStatus::Failed,
                 Some(format!("killed by signal {}", unix::signal_name(sig))),
@@ -111,27 +178,27 @@ pub(crate) fn run_attempt(task: Task, ctx: &Context<'_>) -> TaskOutcome {
                 Some(format!("exited with code {}", code.unwrap_or(-1))),
             ),
         },
-    };
-    let stdout_bytes = std::fs::metadata(&out_path).map_or(0, |m| m.len());
-    let (stderr_bytes, stderr_tail) = tail(&err_path).unwrap_or_default();
-    TaskOutcome {
-        task,
-        status,
-        exit_code,
-        signal,
-        attempts: 1,
-        started_at,
-        finished_at: SystemTime::now(),
-        duration,
-        has_output: true,
-        stdout_bytes,
-        stderr_bytes,
-        stderr_tail,
-        error,
     }
 }
 
-fn command(task: &Task, ctx: &Context<'_>, stdout: File, stderr: File) -> Command {
+/// Renames the previous attempt's `<id>.out`/`.err` to `<id>.<attempt>.out`/`.err`: the plain
+/// names always hold the last attempt.
+fn keep_earlier_attempt(dir: &Path, task: &Task, previous: u32) {
+    for ext in ["out", "err"] {
+        let from = dir.join(format!("{}.{ext}", task.id));
+        let to = dir.join(format!("{}.{previous}.{ext}", task.id));
+        if let Err(e) = std::fs::rename(&from, &to)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(
+                "task {}: cannot keep attempt {previous}'s output: {e}",
+                task.id
+            );
+        }
+    }
+}
+
+fn command(task: &Task, attempt: u32, ctx: &Context<'_>, stdout: File, stderr: File) -> Command {
     let mut command = Command::new(&task.argv[0]);
     command
         .args(&task.argv[1..])
@@ -145,7 +212,7 @@ fn command(task: &Task, ctx: &Context<'_>, stdout: File, stderr: File) -> Comman
         .env("POOLRUN_LAST", task.last.to_string())
         .env("POOLRUN_END", task.end.to_string())
         .env("POOLRUN_COUNT", task.count.to_string())
-        .env("POOLRUN_ATTEMPT", "1")
+        .env("POOLRUN_ATTEMPT", attempt.to_string())
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr);
@@ -153,16 +220,34 @@ fn command(task: &Task, ctx: &Context<'_>, stdout: File, stderr: File) -> Comman
     command
 }
 
-/// Waits for the child, stopping its group at the timeout. Returns its status and whether it
-/// timed out.
+/// Waits for the child, stopping its group once it has run `timeout` outside pauses. Returns its
+/// status and whether it timed out.
 fn wait(child: &mut Child, pid: u32, ctx: &Context<'_>) -> (io::Result<ExitStatus>, bool) {
     let Some(timeout) = ctx.timeout else {
         return (child.wait(), false);
     };
-    match child.wait_timeout(timeout) {
-        Ok(Some(status)) => (Ok(status), false),
-        Ok(None) => (terminate(child, pid, ctx.grace_period), true),
-        Err(e) => (Err(e), false),
+    let start = Instant::now();
+    let (paused_before, _) = ctx.pause.total();
+    loop {
+        let (paused, paused_now) = ctx.pause.total();
+        let used = start
+            .elapsed()
+            .saturating_sub(paused.saturating_sub(paused_before));
+        let left = timeout.saturating_sub(used);
+        // While the run is paused the deadline moves with the pause; check back shortly.
+        let slice = if paused_now {
+            left.max(Duration::from_millis(50))
+        } else {
+            left
+        };
+        if left.is_zero() && !paused_now {
+            return (terminate(child, pid, ctx.grace_period), true);
+        }
+        match child.wait_timeout(slice) {
+            Ok(Some(status)) => return (Ok(status), false),
+            Ok(None) => {}
+            Err(e) => return (Err(e), false),
+        }
     }
 }
 
@@ -190,24 +275,27 @@ pub(crate) fn terminate(child: &mut Child, pid: u32, grace: Duration) -> io::Res
             break;
         }
     }
-    if status.is_some() {
-        unix::kill_leftovers(pid);
-    } else {
-        unix::signal_group(pid, UnixSignal::SIGKILL);
-    }
+    unix::signal_group(pid, UnixSignal::SIGKILL);
     match status {
         Some(status) => Ok(status),
         None => child.wait(),
     }
 }
 
-fn not_started(task: Task, at: SystemTime, has_output: bool, reason: String) -> TaskOutcome {
+fn not_started(
+    task: Task,
+    attempt: u32,
+    at: SystemTime,
+    has_output: bool,
+    reason: String,
+) -> TaskOutcome {
     TaskOutcome {
         task,
         status: TaskStatus::SpawnFailed,
         exit_code: None,
         signal: None,
-        attempts: 1,
+        attempt,
+        tries: 1,
         started_at: at,
         finished_at: SystemTime::now(),
         duration: Duration::ZERO,
@@ -215,6 +303,7 @@ fn not_started(task: Task, at: SystemTime, has_output: bool, reason: String) -> 
         stdout_bytes: 0,
         stderr_bytes: 0,
         stderr_tail: String::new(),
+        leaked: 0,
         error: Some(reason),
     }
 }
@@ -241,7 +330,7 @@ fn spawn_error(task: &Task, e: &io::Error) -> String {
 }
 
 /// The size of the file and its last `STDERR_TAIL_BYTES`, lossily decoded.
-fn tail(path: &Path) -> io::Result<(u64, String)> {
+pub fn tail(path: &Path) -> io::Result<(u64, String)> {
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
     file.seek(SeekFrom::Start(len.saturating_sub(STDERR_TAIL_BYTES)))?;

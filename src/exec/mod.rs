@@ -1,17 +1,44 @@
 //! The exec stage: runs a `Plan`'s tasks as child processes and produces `TaskOutcome`s.
 //!
 //! The local pool is one backend; a Slurm job-array backend will sit beside it and hand the
-//! report stage the same outcomes.
+//! report stage the same outcomes through the same `Sink`.
 
 mod attempt;
 mod outcome;
+mod pause;
 mod pool;
+mod procfs;
+mod running;
+mod schedule;
+mod signals;
 pub mod unix;
 
 use thiserror::Error;
 
+pub use attempt::{STDERR_TAIL_BYTES, tail};
 pub use outcome::{TaskOutcome, TaskStatus};
-pub use pool::{LocalPool, Observer, PoolEnd};
+pub use pool::{Dispatch, LocalPool, Started, StopReason};
+pub use signals::Interrupt;
+
+/// Where the engine reports what happens. Calls come from one thread, in batches: each batch
+/// ends with `commit`, and the engine acts on nothing in a batch (retries, halts, new tasks)
+/// before `commit` returned.
+pub trait Sink {
+    /// Why recording failed.
+    type Error;
+    /// An attempt started.
+    fn started(&mut self, started: &Started) -> Result<(), Self::Error>;
+    /// An attempt ended; `will_retry` says whether another attempt of the task follows.
+    fn attempt_finished(
+        &mut self,
+        outcome: &TaskOutcome,
+        will_retry: bool,
+    ) -> Result<(), Self::Error>;
+    /// A task has its final outcome.
+    fn task_done(&mut self, outcome: TaskOutcome) -> Result<(), Self::Error>;
+    /// Makes everything recorded so far durable.
+    fn commit(&mut self) -> Result<(), Self::Error>;
+}
 
 /// A failure of the executor itself (a task's failure is an outcome, not an error).
 #[derive(Debug, Error)]

@@ -50,8 +50,10 @@ pub struct TaskOutcome {
     pub exit_code: Option<i32>,
     /// The signal that ended the direct child.
     pub signal: Option<i32>,
-    /// Attempts made.
-    pub attempts: u32,
+    /// This attempt's number, from 1 (counting attempts of earlier, resumed runs).
+    pub attempt: u32,
+    /// Attempts made in this run, this one included (what the retry limit counts).
+    pub tries: u32,
     /// When the attempt started.
     pub started_at: SystemTime,
     /// When it ended.
@@ -66,6 +68,9 @@ pub struct TaskOutcome {
     pub stderr_bytes: u64,
     /// The last 4 KiB of stderr, lossily decoded.
     pub stderr_tail: String,
+    /// Processes the task left running (in its group, or escaped with `setsid`), killed after
+    /// it exited.
+    pub leaked: u32,
     /// Why it did not succeed, for people: the spawn error, the timeout, the signal.
     pub error: Option<String>,
 }

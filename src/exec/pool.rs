@@ -1,26 +1,31 @@
 //! The local backend: a dedicated rayon pool of `processes` threads, each running one task's
-//! child process at a time, fed in plan order by the calling thread, which also receives every
-//! outcome and every signal and decides when the run stops.
+//! child process at a time, fed in plan order by the calling thread. That thread also receives
+//! every start, outcome and signal, hands them to the `Sink` in batches, and only after the sink
+//! has committed a batch acts on it: retries, halts, new tasks.
 
-use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
+use signal_hook::consts::{SIGCONT, SIGTSTP};
 
-use crate::exec::ExecError;
 use crate::exec::attempt::run_attempt_guarded;
-use crate::exec::outcome::TaskOutcome;
+use crate::exec::outcome::{TaskOutcome, TaskStatus};
+use crate::exec::pause::PauseClock;
+use crate::exec::running::Running;
+use crate::exec::schedule::{PendingRetry, RetryQueue, Unfinished};
+use crate::exec::signals::{Forwarder, stop_self};
 use crate::exec::unix::{self, UnixSignal};
+use crate::exec::{ExecError, Sink};
+use crate::job::policy::{HaltMode, RetryOn};
 use crate::plan::{Plan, Task, TaskId};
 
-/// Told about tasks as they start, from the worker threads.
-pub trait Observer: Sync {
-    /// `task`'s attempt `attempt` started as process `pid`.
-    fn task_started(&self, task: &Task, attempt: u32, pid: u32, at: SystemTime);
+/// A task to run and how many attempts it already had (in earlier, resumed runs).
+pub struct Dispatch {
+    /// The task.
+    pub task: Task,
+    /// Attempts made before this run.
+    pub prior_attempts: u32,
 }
 
 /// Settings for one local run.
@@ -33,13 +38,38 @@ pub struct LocalPool<'a> {
     pub window: u64,
 }
 
-/// How a run of the pool ended.
+/// Why a run stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolEnd {
-    /// The signal that interrupted the run, if one did.
-    pub signal: Option<i32>,
-    /// Tasks `0..dispatched` were started (or failed to start); the rest never were.
-    pub dispatched: u64,
+pub enum StopReason {
+    /// A signal to poolrun.
+    Signal(i32),
+    /// The halt policy.
+    Halted,
+    /// The run's deadline passed.
+    Deadline,
+    /// The sink failed: nothing more could be recorded.
+    SinkFailed,
+}
+
+/// An attempt that started.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The task.
+    pub id: TaskId,
+    /// Its resume key.
+    pub key: String,
+    /// From 1.
+    pub attempt: u32,
+    /// The direct child's pid, which is also its process group id.
+    pub pid: u32,
+    /// When it started.
+    pub at: SystemTime,
+}
+
+pub(crate) enum Event {
+    Started(Started),
+    Finished(Box<TaskOutcome>),
+    Signal(i32),
 }
 
 /// What every worker shares.
@@ -51,99 +81,42 @@ pub(crate) struct Context<'a> {
     pub run_id: &'a str,
     pub run_dir: &'a Path,
     pub running: Running,
-    pub observer: &'a dyn Observer,
+    pub pause: PauseClock,
+    pub events: Sender<Event>,
 }
 
-/// The process groups of the tasks running now, so a stop can reach them all.
-#[derive(Default)]
-pub(crate) struct Running {
-    state: Mutex<RunningState>,
-}
-
-#[derive(Default)]
-struct RunningState {
-    stopping: bool,
-    /// Task -> (process group, whether the stop reached it).
-    groups: HashMap<TaskId, (u32, bool)>,
-}
-
-impl Running {
-    /// Registers a started task; true when the run is already stopping, so the caller must stop
-    /// it at once.
-    pub fn insert(&self, id: TaskId, pgid: u32) -> bool {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let stopping = state.stopping;
-        state.groups.insert(id, (pgid, stopping));
-        stopping
-    }
-
-    /// Unregisters a finished task; true when the stop reached it.
-    pub fn remove(&self, id: TaskId) -> bool {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        state.groups.remove(&id).is_some_and(|(_, stopped)| stopped)
-    }
-
-    /// Marks the run as stopping and sends `signal` to every running task's group.
-    fn signal_all(&self, signal: UnixSignal) {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        state.stopping = true;
-        for (pgid, stopped) in state.groups.values_mut() {
-            *stopped = true;
-            unix::signal_group(*pgid, signal);
-            if signal == UnixSignal::SIGTERM {
-                unix::signal_group(*pgid, UnixSignal::SIGCONT);
-            }
-        }
-    }
-}
-
-enum Event {
-    Finished(Box<TaskOutcome>),
-    Signal(i32),
-}
-
-/// The lowest task not yet finished, and those above it that are.
-#[derive(Default)]
-struct Watermark {
-    low: u64,
-    done_above: BTreeSet<u64>,
-}
-
-impl Watermark {
-    fn finish(&mut self, id: u64) {
-        self.done_above.insert(id);
-        while self.done_above.remove(&self.low) {
-            self.low += 1;
-        }
-    }
+/// A run that is stopping: no new task starts; with `kill_at`, running tasks got SIGTERM and get
+/// SIGKILL then.
+struct Stop {
+    reason: StopReason,
+    kill_at: Option<Instant>,
 }
 
 impl LocalPool<'_> {
-    /// Runs every task of `plan`, handing each outcome to `sink` on this thread, in completion
-    /// order. A sink error stops the run like a signal (running tasks are stopped, no new one
-    /// starts) and is returned with how far the run got.
-    pub fn run<E>(
+    /// Runs `tasks` (a subset of `plan`'s, in plan order), reporting to `sink`. Returns why the
+    /// run stopped early, if it did, and the sink's error, if it failed.
+    pub fn run<S: Sink>(
         &self,
         plan: &Plan,
-        observer: &dyn Observer,
-        mut sink: impl FnMut(TaskOutcome) -> Result<(), E>,
-    ) -> Result<(PoolEnd, Option<E>), ExecError> {
+        tasks: impl Iterator<Item = Dispatch>,
+        sink: &mut S,
+    ) -> Result<(Option<StopReason>, Option<S::Error>), ExecError> {
         let job = plan.job();
-        let processes = job.pool.processes.get();
         let threads = rayon::ThreadPoolBuilder::new()
-            .num_threads(processes)
+            // No more threads than tasks: a huge limit on a small plan costs nothing.
+            .num_threads(
+                job.pool
+                    .processes
+                    .get()
+                    .min(usize::try_from(plan.len()).unwrap_or(usize::MAX))
+                    .max(1),
+            )
             .thread_name(|i| format!("poolrun-worker-{i}"))
             .build()
             .map_err(ExecError::ThreadPool)?;
+        unix::become_subreaper();
+        let (tx, rx) = mpsc::channel();
+        let forwarder = Forwarder::start(tx.clone(), Event::Signal)?;
         let ctx = Context {
             tasks_dir: self.tasks_dir,
             timeout: job.pool.timeout,
@@ -152,122 +125,272 @@ impl LocalPool<'_> {
             run_id: &plan.run().id,
             run_dir: &plan.run().dir,
             running: Running::default(),
-            observer,
+            pause: PauseClock::default(),
+            events: tx,
         };
-        unix::become_subreaper();
-        let (tx, rx) = mpsc::channel();
-        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(ExecError::Signals)?;
-        let signal_handle = signals.handle();
-        let forward = tx.clone();
-        let forwarder = std::thread::spawn(move || {
-            for signal in signals.forever() {
-                if forward.send(Event::Signal(signal)).is_err() {
-                    break;
-                }
-            }
-        });
-
-        let mut next = 0;
-        let mut in_flight = 0usize;
-        let mut watermark = Watermark::default();
-        let mut stop: Option<Stop> = None;
-        let mut sink_error = None;
-        threads.in_place_scope(|scope| {
-            loop {
-                while stop.is_none()
-                    && in_flight < processes
-                    && next < plan.len()
-                    && next < watermark.low.saturating_add(self.window)
-                {
-                    let task = plan.task(TaskId(next));
-                    next += 1;
-                    in_flight += 1;
-                    let (tx, ctx) = (tx.clone(), &ctx);
-                    scope.spawn(move |_| {
-                        let outcome = run_attempt_guarded(task, ctx);
-                        // The receiver outlives every worker: it returns only when none is left.
-                        let _ = tx.send(Event::Finished(Box::new(outcome)));
-                    });
-                }
-                if in_flight == 0 {
-                    break;
-                }
-                let event = match stop.as_ref().and_then(|s| s.kill_at) {
-                    None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                    Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
-                };
-                match event {
-                    Ok(Event::Finished(outcome)) => {
-                        in_flight -= 1;
-                        watermark.finish(outcome.task.id.0);
-                        if sink_error.is_none()
-                            && let Err(e) = sink(*outcome)
-                        {
-                            sink_error = Some(e);
-                            stop.get_or_insert_with(|| Stop::begin(&ctx, None));
-                        }
-                    }
-                    Ok(Event::Signal(signal)) => match &mut stop {
-                        None => stop = Some(Stop::begin(&ctx, Some(signal))),
-                        // A second Ctrl-C: no more grace.
-                        Some(s) if signal == SIGINT => s.kill_now(&ctx),
-                        Some(_) => {}
-                    },
-                    Err(RecvTimeoutError::Timeout) => {
-                        if let Some(s) = &mut stop {
-                            s.kill_now(&ctx);
-                        }
-                    }
-                    Err(RecvTimeoutError::Disconnected) => {
-                        unreachable!("this thread holds a sender")
-                    }
-                }
-            }
-        });
-        signal_handle.close();
+        let mut engine = Engine {
+            plan,
+            ctx: &ctx,
+            window: self.window,
+            tasks: tasks.peekable(),
+            next_id: 0,
+            in_flight: 0,
+            unfinished: Unfinished::default(),
+            retries: RetryQueue::default(),
+            stop: None,
+            deadline: job.pool.deadline.map(|d| Instant::now() + d),
+            finished: 0,
+            failed: 0,
+            sink,
+            sink_error: None,
+        };
+        threads.in_place_scope(|scope| engine.drive(&rx, scope));
+        let Engine {
+            stop, sink_error, ..
+        } = engine;
+        drop(forwarder);
         unix::reap_orphans();
-        let _ = forwarder.join();
-        let end = PoolEnd {
-            signal: stop.and_then(|s| s.signal),
-            dispatched: next,
-        };
-        Ok((end, sink_error))
+        Ok((stop.map(|s| s.reason), sink_error))
     }
 }
 
-/// A run that is stopping: running tasks got SIGTERM and get SIGKILL at `kill_at`.
-struct Stop {
-    signal: Option<i32>,
-    kill_at: Option<Instant>,
+struct Engine<'a, 'p, I: Iterator<Item = Dispatch>, S: Sink> {
+    plan: &'p Plan,
+    ctx: &'a Context<'a>,
+    window: u64,
+    tasks: std::iter::Peekable<I>,
+    /// One past the highest task id dispatched.
+    next_id: u64,
+    in_flight: usize,
+    unfinished: Unfinished,
+    retries: RetryQueue,
+    stop: Option<Stop>,
+    deadline: Option<Instant>,
+    /// Tasks with a final outcome, and how many of those did not succeed (for the halt policy).
+    finished: u64,
+    failed: u64,
+    sink: &'a mut S,
+    sink_error: Option<S::Error>,
 }
 
-impl Stop {
-    fn begin(ctx: &Context<'_>, signal: Option<i32>) -> Self {
-        ctx.running.signal_all(UnixSignal::SIGTERM);
-        Self {
-            signal,
-            kill_at: Some(Instant::now() + ctx.grace_period),
+impl<'a, I: Iterator<Item = Dispatch>, S: Sink> Engine<'a, '_, I, S> {
+    fn drive<'s>(&mut self, rx: &Receiver<Event>, scope: &rayon::Scope<'s>)
+    where
+        'a: 's,
+    {
+        loop {
+            self.dispatch(scope);
+            let exhausted = self.tasks.peek().is_none() && self.retries.is_empty();
+            if self.in_flight == 0 && (exhausted || self.stop.is_some()) {
+                break;
+            }
+            let wake = [
+                self.retries.next_due(),
+                self.stop.as_ref().and_then(|s| s.kill_at),
+                self.deadline.filter(|_| self.stop.is_none()),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let first = match wake {
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+            };
+            match first {
+                Ok(event) => {
+                    self.handle(event);
+                    // Everything else already waiting goes into the same batch and commit.
+                    while let Ok(event) = rx.try_recv() {
+                        self.handle(event);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => self.on_timer(),
+                Err(RecvTimeoutError::Disconnected) => unreachable!("the context holds a sender"),
+            }
+            self.record(S::commit);
+        }
+        // A run that stops early does not wait for retries: the last attempt is final.
+        for retry in self.retries.drain() {
+            self.finalize(retry.last);
+        }
+        self.record(S::commit);
+    }
+
+    /// Starts due retries first, then new tasks in plan order, while slots are free.
+    fn dispatch<'s>(&mut self, scope: &rayon::Scope<'s>)
+    where
+        'a: 's,
+    {
+        let processes = self.plan.job().pool.processes.get();
+        while self.stop.is_none() && self.in_flight < processes {
+            let (task, attempt, tries) = if let Some(retry) = self.retries.pop_due(Instant::now()) {
+                (retry.task, retry.attempt, retry.tries)
+            } else {
+                let low = self.unfinished.low(self.next_id);
+                match self.tasks.peek() {
+                    Some(next) if next.task.id.0 < low.saturating_add(self.window) => {
+                        let next = self.tasks.next().expect("peeked");
+                        self.next_id = next.task.id.0 + 1;
+                        self.unfinished.start(next.task.id.0);
+                        (next.task, next.prior_attempts + 1, 0)
+                    }
+                    _ => break,
+                }
+            };
+            self.in_flight += 1;
+            let ctx = self.ctx;
+            scope.spawn(move |_| {
+                let mut outcome = run_attempt_guarded(task, attempt, ctx);
+                outcome.tries = tries + 1;
+                // The receiver outlives every worker: it returns only when none is left.
+                let _ = ctx.events.send(Event::Finished(Box::new(outcome)));
+            });
         }
     }
 
-    fn kill_now(&mut self, ctx: &Context<'_>) {
-        ctx.running.signal_all(UnixSignal::SIGKILL);
-        self.kill_at = None;
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Started(started) => self.record(|sink| sink.started(&started)),
+            Event::Finished(outcome) => {
+                self.in_flight -= 1;
+                self.on_finished(*outcome);
+            }
+            Event::Signal(signal) => self.on_signal(signal),
+        }
+    }
+
+    fn on_finished(&mut self, outcome: TaskOutcome) {
+        let retry = &self.plan.job().pool.retry;
+        let again =
+            self.stop.is_none() && outcome.tries <= retry.retries && retryable(&retry.on, &outcome);
+        self.record(|sink| sink.attempt_finished(&outcome, again));
+        if again {
+            let delay = retry.delay.delay(outcome.tries, jitter_unit(&outcome));
+            self.retries.push(PendingRetry {
+                due: Instant::now() + delay,
+                task: outcome.task.clone(),
+                attempt: outcome.attempt + 1,
+                tries: outcome.tries,
+                last: outcome,
+            });
+        } else {
+            self.finalize(outcome);
+        }
+    }
+
+    /// Records a task's final outcome and applies the halt policy to it.
+    fn finalize(&mut self, outcome: TaskOutcome) {
+        self.unfinished.finish(outcome.task.id.0);
+        self.finished += 1;
+        if matches!(
+            outcome.status,
+            TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::SpawnFailed
+        ) {
+            self.failed += 1;
+        }
+        self.record(|sink| sink.task_done(outcome));
+        let pool = &self.plan.job().pool;
+        if self.stop.is_none() && pool.halt.triggered(self.failed, self.finished) {
+            tracing::warn!(
+                "halting: {} of {} finished tasks failed",
+                self.failed,
+                self.finished
+            );
+            self.begin_stop(StopReason::Halted, pool.halt_mode == HaltMode::Now);
+        }
+    }
+
+    fn on_signal(&mut self, signal: i32) {
+        match signal {
+            SIGTSTP => {
+                self.ctx.pause.pause();
+                self.ctx.running.set_paused(true);
+                stop_self();
+            }
+            SIGCONT => {
+                self.ctx.running.set_paused(false);
+                self.ctx.pause.resume();
+            }
+            // A second Ctrl-C (or TERM, or HUP) while the tasks are being stopped: no more grace.
+            _ if self.stop.as_ref().is_some_and(|s| s.kill_at.is_some()) => self.kill_now(),
+            _ if self
+                .stop
+                .as_ref()
+                .is_some_and(|s| matches!(s.reason, StopReason::Signal(_))) => {}
+            // A signal during a soft halt (or with nothing running) is an interruption that stops
+            // the tasks.
+            _ => {
+                self.stop = None;
+                self.begin_stop(StopReason::Signal(signal), true);
+            }
+        }
+    }
+
+    fn on_timer(&mut self) {
+        let now = Instant::now();
+        if self
+            .stop
+            .as_ref()
+            .and_then(|s| s.kill_at)
+            .is_some_and(|at| at <= now)
+        {
+            self.kill_now();
+        }
+        if self.stop.is_none() && self.deadline.is_some_and(|d| d <= now) {
+            tracing::warn!("the run's deadline passed: stopping");
+            self.begin_stop(StopReason::Deadline, true);
+        }
+    }
+
+    fn begin_stop(&mut self, reason: StopReason, stop_running: bool) {
+        if self.stop.is_some() {
+            return;
+        }
+        let kill_at = stop_running.then(|| {
+            self.ctx.running.stop_all(UnixSignal::SIGTERM);
+            Instant::now() + self.ctx.grace_period
+        });
+        self.stop = Some(Stop { reason, kill_at });
+    }
+
+    fn kill_now(&mut self) {
+        self.ctx.running.stop_all(UnixSignal::SIGKILL);
+        if let Some(stop) = &mut self.stop {
+            stop.kill_at = None;
+        }
+    }
+
+    /// Calls the sink unless it already failed; a failure stops the run.
+    fn record(&mut self, call: impl FnOnce(&mut S) -> Result<(), S::Error>) {
+        if self.sink_error.is_some() {
+            return;
+        }
+        if let Err(e) = call(self.sink) {
+            self.sink_error = Some(e);
+            self.stop = None;
+            self.begin_stop(StopReason::SinkFailed, true);
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Watermark;
-
-    #[test]
-    fn watermark_advances_over_finished_runs() {
-        let mut w = Watermark::default();
-        w.finish(2);
-        w.finish(1);
-        assert_eq!(w.low, 0);
-        w.finish(0);
-        assert_eq!(w.low, 3);
-        assert!(w.done_above.is_empty());
+/// Whether the retry policy covers this attempt's outcome.
+fn retryable(on: &RetryOn, o: &TaskOutcome) -> bool {
+    match o.status {
+        TaskStatus::Failed => on.failed || o.exit_code.is_some_and(|c| on.exit_codes.contains(&c)),
+        TaskStatus::TimedOut => on.timed_out,
+        TaskStatus::SpawnFailed => on.spawn_failed,
+        TaskStatus::Succeeded | TaskStatus::Cancelled | TaskStatus::NotRun => false,
     }
+}
+
+/// A number in 0..1 that differs from task to task and attempt to attempt, for jitter.
+fn jitter_unit(o: &TaskOutcome) -> f64 {
+    use std::hash::{BuildHasher, RandomState};
+    let bits = RandomState::new().hash_one((o.task.id.0, o.attempt, o.finished_at));
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "53 bits of randomness are plenty"
+    )]
+    let unit = (bits >> 11) as f64 / (1u64 << 53) as f64;
+    unit
 }

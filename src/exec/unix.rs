@@ -1,4 +1,5 @@
-//! The OS-specific part of execution: process groups and their signals.
+//! The OS-specific part of execution: process groups, their signals, and the processes a task
+//! leaves behind.
 //!
 //! Every task is the leader of its own process group, so one `killpg` reaches the task and every
 //! descendant that did not leave the group, and a Ctrl-C at the terminal (sent to poolrun's
@@ -6,17 +7,43 @@
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
-
-use nix::errno::Errno;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
+use nix::errno::Errno;
+pub use nix::sys::signal::Signal as UnixSignal;
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-/// Makes the command's process the leader of a new process group.
+use crate::exec::procfs;
+
+/// Makes the command's process the leader of a new process group and, on Linux, asks the kernel
+/// to SIGKILL it should poolrun die without stopping it (its descendants are found by their
+/// environment when the run is resumed).
 pub fn new_process_group(command: &mut Command) {
     command.process_group(0);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let parent = std::process::id();
+        #[allow(
+            unsafe_code,
+            reason = "pre_exec is the only way to run prctl in the child"
+        )]
+        // SAFETY: the closure runs between fork and exec and calls only prctl and getppid, which
+        // are async-signal-safe; it allocates nothing and takes no lock.
+        unsafe {
+            command.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                // poolrun died before the prctl: nothing would deliver the signal any more.
+                if std::os::unix::process::parent_id() != parent {
+                    return Err(std::io::Error::other(
+                        "poolrun exited while starting the task",
+                    ));
+                }
+                Ok(())
+            });
+        }
+    }
 }
 
 /// Sends `signal` to the group led by `pgid`; false when the group no longer exists.
@@ -50,19 +77,86 @@ pub fn reap_group(pgid: u32) {
 }
 
 /// Kills whatever is left of the group led by `pgid` after its leader was reaped, and waits (a
-/// bounded time) until it is gone. Returns whether anything was left.
-pub fn kill_leftovers(pgid: u32) -> bool {
+/// bounded time) until it is gone. Returns how many live processes were left.
+pub fn kill_leftovers(pgid: u32) -> u32 {
     if !group_alive(pgid) {
-        return false;
+        return 0;
     }
+    let left = u32::try_from(procfs::group_members(pgid).len()).unwrap_or(u32::MAX);
     signal_group(pgid, Signal::SIGKILL);
+    wait_gone(|| group_alive(pgid));
+    left
+}
+
+/// Kills the processes that left a task's process group (`setsid`, a double fork) and were
+/// handed to poolrun as their subreaper: poolrun's children that are not a running task's leader
+/// and carry the task's `POOLRUN_RUN_ID` and `POOLRUN_TASK_ID`. Returns how many it killed.
+pub fn kill_escapees(run_id: &str, task_id: u64, is_task_leader: impl Fn(u32) -> bool) -> u32 {
+    let marks = [
+        format!("POOLRUN_RUN_ID={run_id}"),
+        format!("POOLRUN_TASK_ID={task_id}"),
+    ];
+    let marks: Vec<&str> = marks.iter().map(String::as_str).collect();
+    let mut killed = 0;
+    for pid in procfs::orphans_adopted() {
+        if is_task_leader(pid) || !procfs::stat(pid).is_some_and(|s| s.live()) {
+            continue;
+        }
+        if procfs::environ_has(pid, &marks) {
+            killed += kill_tree(pid);
+        }
+    }
+    reap_orphans_of_groups();
+    killed
+}
+
+/// Kills every process that still carries `POOLRUN_RUN_ID=<run_id>`: what an engine killed with
+/// SIGKILL left running. Returns how many there were.
+pub fn kill_run_leftovers(run_id: &str) -> u32 {
+    let mark = format!("POOLRUN_RUN_ID={run_id}");
+    let me = std::process::id();
+    let mut killed = 0;
+    for pid in procfs::all_pids() {
+        if pid != me
+            && procfs::stat(pid).is_some_and(|s| s.live())
+            && procfs::environ_has(pid, &[&mark])
+        {
+            killed += kill_tree(pid);
+        }
+    }
+    killed
+}
+
+/// SIGKILL to `pid`'s process group when it leads one, else to `pid`; waits until it is gone.
+fn kill_tree(pid: u32) -> u32 {
+    let Ok(raw) = i32::try_from(pid) else {
+        return 0;
+    };
+    let leads_group = procfs::stat(pid).is_some_and(|s| s.pgrp == pid);
+    let members = if leads_group {
+        procfs::group_members(pid).len().max(1)
+    } else {
+        1
+    };
+    if leads_group {
+        signal_group(pid, Signal::SIGKILL);
+    }
+    let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
+    wait_gone(|| {
+        let _ = waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
+        procfs::stat(pid).is_some_and(|s| s.live())
+    });
+    u32::try_from(members).unwrap_or(u32::MAX)
+}
+
+/// Polls `alive` with a short backoff for up to a second: SIGKILL is quick but not instant.
+fn wait_gone(mut alive: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(1);
     let mut pause = Duration::from_micros(100);
-    while group_alive(pgid) && Instant::now() < deadline {
+    while alive() && Instant::now() < deadline {
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(20));
     }
-    true
 }
 
 /// Makes poolrun the reaper of its tasks' orphaned descendants (Linux), so that they stay
@@ -71,6 +165,26 @@ pub fn become_subreaper() {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         tracing::debug!("cannot become a child subreaper: {e}");
+    }
+}
+
+/// Reaps exited children that are no running task's leader: orphans handed to poolrun. Only the
+/// ones that are not group leaders of a live task can be taken without stealing a `Child`'s
+/// status, so this reaps by pid, after checking each is a zombie that is not a task leader.
+fn reap_orphans_of_groups() {
+    for pid in procfs::orphans_adopted() {
+        if procfs::stat(pid).is_some_and(|s| !s.live() && s.pgrp != pid)
+            && let Ok(raw) = i32::try_from(pid)
+        {
+            let _ = waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
+        }
+    }
+}
+
+/// Waits for the child `pid` to exit and reaps it (for a child with no `Child` left to do so).
+pub fn reap(pid: u32) {
+    if let Ok(raw) = i32::try_from(pid) {
+        let _ = waitpid(Pid::from_raw(raw), None);
     }
 }
 
@@ -92,5 +206,3 @@ pub fn status_parts(status: ExitStatus) -> (Option<i32>, Option<i32>) {
 pub fn signal_name(signal: i32) -> String {
     Signal::try_from(signal).map_or_else(|_| signal.to_string(), |s| s.as_str().to_owned())
 }
-
-pub use nix::sys::signal::Signal as UnixSignal;

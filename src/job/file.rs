@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
+
+use crate::job::policy::{HaltMode, HaltSpec, Overlap, RetryDelaySpec, RetryOnItem};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 /// A job file, key for key.
@@ -63,6 +65,25 @@ pub struct PoolFile {
     /// After a timeout, how long the task's process group has between SIGTERM and SIGKILL;
     /// default "5s".
     pub grace_period: Option<DurationValue>,
+    /// Attempts after the first for a task whose attempt failed; default 0.
+    #[schemars(range(min = 0))]
+    pub retries: Option<i64>,
+    /// The wait before a retry: "2s", or { initial = "1s", factor = 2, max = "1m", jitter = "20%" };
+    /// default none.
+    pub retry_delay: Option<RetryDelaySpec>,
+    /// Which attempts are retried: `"failed"`, `"timed_out"`, `"spawn_failed"` and exit codes;
+    /// default `["failed", "timed_out"]`.
+    pub retry_on: Option<Vec<RetryOnItem>>,
+    /// When to stop starting tasks: "never" (default), "first-failure", { max-failures = N } or
+    /// { max-failure-rate = "10%", after = N }.
+    pub halt: Option<HaltSpec>,
+    /// On a halt, "soon" (default) lets running tasks finish; "now" stops them.
+    pub halt_mode: Option<HaltMode>,
+    /// When another run of this job holds its lock: "skip" (default) exits 75, "wait" waits.
+    pub overlap: Option<Overlap>,
+    /// The whole run's time limit, e.g. "2h"; past it, running tasks are stopped and the run is
+    /// halted. Default: none.
+    pub deadline: Option<DurationValue>,
 }
 
 /// `[report]`.
@@ -136,15 +157,37 @@ impl Processes {
         if s == "auto" {
             return Ok(Self::Named(s.to_owned()));
         }
+        // Plain digits with no sign or leading zero, as the schema's pattern says.
+        let number = |digits: &str| {
+            let plain = !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && !digits.starts_with('0');
+            plain.then(|| digits.parse::<u32>().ok()).flatten()
+        };
         if let Some(pct) = s.strip_suffix('%') {
-            return match pct.parse::<u32>() {
-                Ok(n) if n >= 1 => Ok(Self::Named(s.to_owned())),
+            return match number(pct) {
+                Some(n) if n <= MAX_PERCENT => Ok(Self::Named(s.to_owned())),
                 _ => Err(format!("expected {EXPECTED}, found \"{s}\"")),
             };
         }
-        match s.parse::<u32>() {
-            Ok(n) if n >= 1 => Ok(Self::Count(n)),
-            _ => Err(format!("expected {EXPECTED}, found \"{s}\"")),
+        number(s)
+            .map(Self::Count)
+            .ok_or_else(|| format!("expected {EXPECTED}, found \"{s}\""))
+    }
+}
+
+/// The largest `N%`: a hundred processes per CPU.
+const MAX_PERCENT: u32 = 10_000;
+
+/// The longest duration a job file may give: anything longer is a typo, and keeping durations
+/// this short keeps every deadline computed from them representable.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+
+impl fmt::Display for Processes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Count(n) => write!(f, "{n}"),
+            Self::Named(s) => write!(f, "\"{s}\""),
         }
     }
 }
@@ -170,7 +213,11 @@ impl<'de> Deserialize<'de> for Processes {
                 }
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Processes::parse(v).map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+                // In a file a count is an integer; a string is "auto" or "N%".
+                match Processes::parse(v) {
+                    Ok(p @ Processes::Named(_)) => Ok(p),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
             }
         }
         deserializer.deserialize_any(ProcessesVisitor)
@@ -197,9 +244,14 @@ impl<'de> Deserialize<'de> for DurationValue {
                 f.write_str(r#"a duration such as "30s", "1m 30s" or "250ms""#)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                humantime::parse_duration(v)
-                    .map(DurationValue)
-                    .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+                match humantime::parse_duration(v) {
+                    Ok(d) if d <= MAX_DURATION => Ok(DurationValue(d)),
+                    Ok(_) => Err(E::invalid_value(
+                        de::Unexpected::Str(v),
+                        &"a duration of at most 10 years",
+                    )),
+                    Err(_) => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
             }
         }
         deserializer.deserialize_str(DurationVisitor)
@@ -217,7 +269,9 @@ mod tests {
         assert_eq!(Processes::parse("50%").unwrap().resolve(8), 4);
         assert_eq!(Processes::parse("10%").unwrap().resolve(2), 1);
         assert_eq!(Processes::parse("200%").unwrap().resolve(2), 4);
-        for bad in ["0", "-1", "0%", "x", "auto%", ""] {
+        for bad in [
+            "0", "-1", "0%", "x", "auto%", "", "+2%", "050%", "+3", "10001%",
+        ] {
             assert!(Processes::parse(bad).is_err(), "{bad}");
         }
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::num::{NonZeroU64, NonZeroUsize};
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use crate::job::error::JobError;
 use crate::job::file::{CommandSpec, JobFile, Processes};
 use crate::job::suggest;
 use crate::job::template::{Placeholder, Template};
-use crate::job::{Command, Job, JobSource, Pool, Range};
+use crate::job::{Command, Job, JobSource, Range};
 
 /// Job files larger than this are refused before parsing: no real job file comes close.
 const MAX_JOB_FILE_BYTES: u64 = 1 << 20;
@@ -37,6 +37,38 @@ pub struct Overrides {
 
 /// Reads, parses and validates the job file at `path`.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Job, JobError> {
+    let absolute = std::path::absolute(path).map_err(|source| JobError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    load_as(path, &absolute, overrides)
+}
+
+/// Loads the copy of a job file that a run directory keeps (`copy`), as if it were still the
+/// file at `original`: relative paths start at `original`'s folder.
+pub fn load_copy(copy: &Path, original: &Path, overrides: &Overrides) -> Result<Job, JobError> {
+    load_as(copy, original, overrides)
+}
+
+fn load_as(path: &Path, absolute: &Path, overrides: &Overrides) -> Result<Job, JobError> {
+    let (text, sha256) = read_text(path)?;
+    let shown = path.display().to_string();
+    let file: JobFile = toml::from_str(&text).map_err(|e| serde_diagnostic(&shown, &text, &e))?;
+    let base_dir = absolute.parent().unwrap_or(Path::new("/")).to_owned();
+    let source = JobSource {
+        path: path.to_owned(),
+        absolute: absolute.to_owned(),
+        text,
+        sha256,
+    };
+    Validator { source }
+        .job(file, base_dir, overrides)
+        .map_err(JobError::from)
+}
+
+/// Reads a job file's text and the SHA-256 of its bytes, refusing directories, huge files and
+/// text that is not UTF-8 with a message that says so.
+pub fn read_text(path: &Path) -> Result<(String, String), JobError> {
     let read_error = |source| JobError::Read {
         path: path.to_owned(),
         source,
@@ -66,8 +98,8 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Job, JobError> {
             let _ = write!(hex, "{b:02x}");
             hex
         });
-    let text = match String::from_utf8(bytes) {
-        Ok(text) => text,
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok((text, sha256)),
         Err(e) => {
             let at = e.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
@@ -75,21 +107,9 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Job, JobError> {
                 "the file is not UTF-8: invalid byte 0x{:02x}",
                 e.as_bytes()[at]
             );
-            return Err(Diagnostic::new(&shown, &text, Some(at..at + 1), message).into());
+            Err(Diagnostic::new(&shown, &text, Some(at..at + 1), message).into())
         }
-    };
-    let file: JobFile = toml::from_str(&text).map_err(|e| serde_diagnostic(&shown, &text, &e))?;
-    let abs = std::path::absolute(path).map_err(read_error)?;
-    let base_dir = abs.parent().unwrap_or(Path::new("/")).to_owned();
-    let source = JobSource {
-        path: path.to_owned(),
-        absolute: abs,
-        text,
-        sha256,
-    };
-    Validator { source }
-        .job(file, base_dir, overrides)
-        .map_err(JobError::from)
+    }
 }
 
 /// Turns a `toml` error into a diagnostic with the key path found from its span.
@@ -139,15 +159,15 @@ fn unknown_field_help(message: &str) -> Option<String> {
 }
 
 /// A check's result: the value, or the error pointing at it.
-type Check<T> = Result<T, Box<Diagnostic>>;
+pub(super) type Check<T> = Result<T, Box<Diagnostic>>;
 
-struct Validator {
+pub(super) struct Validator {
     source: JobSource,
 }
 
 impl Validator {
     /// An error at the value of `path` (or at `offset..offset + len` inside that string value).
-    fn error(
+    pub(super) fn error(
         &self,
         path: &[&str],
         inner: Option<(usize, usize)>,
@@ -155,9 +175,16 @@ impl Validator {
     ) -> Box<Diagnostic> {
         let parts: Vec<KeyPart> = path
             .iter()
-            .map(|p| match p.parse::<usize>() {
-                Ok(i) => KeyPart::Index(i),
-                Err(_) => KeyPart::Key((*p).to_owned()),
+            // Array indices are written "[3]".
+            .map(|p| {
+                match p
+                    .strip_prefix('[')
+                    .and_then(|p| p.strip_suffix(']'))
+                    .and_then(|i| i.parse().ok())
+                {
+                    Some(i) => KeyPart::Index(i),
+                    None => KeyPart::Key((*p).to_owned()),
+                }
             })
             .collect();
         let text = &self.source.text;
@@ -170,6 +197,10 @@ impl Validator {
     }
 
     fn template(&self, path: &[&str], text: &str, allowed: &[Placeholder]) -> Check<Template> {
+        if let Some(at) = text.find('\0') {
+            let message = "a NUL character cannot be passed to a process".to_owned();
+            return Err(self.error(path, Some((at, 1)), message));
+        }
         Template::parse(text, allowed).map_err(|e| {
             self.error(path, Some((e.offset, e.len)), e.message)
                 .with_help(e.help)
@@ -221,10 +252,12 @@ impl Validator {
     }
 
     fn name(&self, name: Option<&str>) -> Check<String> {
+        // A name is a folder name in the run root: `.` and `..` would escape it.
         let valid = |n: &str| {
             !n.is_empty()
                 && n.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                && !n.chars().all(|c| c == '.')
         };
         match name {
             Some(n) if valid(n) => Ok(n.to_owned()),
@@ -236,7 +269,7 @@ impl Validator {
             None => {
                 let stem = self
                     .source
-                    .path
+                    .absolute
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
@@ -276,7 +309,7 @@ impl Validator {
                 "expected a program and its arguments, found an empty array".into(),
             )),
             CommandSpec::Argv(argv) if argv[0].is_empty() => Err(self.error(
-                &["command", "0"],
+                &["command", "[0]"],
                 None,
                 "expected a program, found an empty string".into(),
             )),
@@ -285,7 +318,7 @@ impl Validator {
                     .iter()
                     .enumerate()
                     .map(|(i, arg)| {
-                        self.template(&["command", &i.to_string()], arg, &Placeholder::ALL)
+                        self.template(&["command", &format!("[{i}]")], arg, &Placeholder::ALL)
                     })
                     .collect::<Result<_, _>>()?;
                 Ok(Command::Argv(templates))
@@ -297,7 +330,7 @@ impl Validator {
         let template = self.template(&["cwd"], cwd, &Placeholder::ALL)?;
         // A cwd that varies by task or run is checked when each task starts (spawn_failed); a
         // fixed one now, so a typo fails before anything runs.
-        let joined = base_dir.join(cwd);
+        let joined = base_dir.join(template.literal_text().unwrap_or_default());
         if !template.has_placeholders() && !joined.is_dir() {
             let message =
                 format!("expected an existing directory, found {cwd:?}, which is not one");
@@ -376,37 +409,6 @@ impl Validator {
             step,
             chunk_size,
             items,
-        })
-    }
-
-    fn pool(&self, file: &JobFile, overrides: &Overrides) -> Check<Pool> {
-        let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        let processes = overrides
-            .processes
-            .clone()
-            .or(file.pool.processes.clone())
-            .unwrap_or(Processes::Named("auto".into()));
-        let processes =
-            NonZeroUsize::new(processes.resolve(cpus)).expect("resolve gives at least 1");
-        let timeout = match (overrides.timeout, file.pool.timeout) {
-            (Some(t), _) => Some(t),
-            (None, Some(t)) if t.0.is_zero() => {
-                let help = "leave `timeout` out for no limit";
-                return Err(self
-                    .error(
-                        &["pool", "timeout"],
-                        None,
-                        "expected a duration above zero, found 0s".into(),
-                    )
-                    .with_help(Some(help.into())));
-            }
-            (None, t) => t.map(|t| t.0),
-        };
-        let grace_period = file.pool.grace_period.map_or(DEFAULT_GRACE_PERIOD, |g| g.0);
-        Ok(Pool {
-            processes,
-            timeout,
-            grace_period,
         })
     }
 }

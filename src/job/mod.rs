@@ -5,6 +5,8 @@ pub mod diagnostic;
 mod error;
 pub mod file;
 mod load;
+mod load_pool;
+pub mod policy;
 mod suggest;
 pub mod template;
 
@@ -13,7 +15,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use error::JobError;
-pub use load::{DEFAULT_GRACE_PERIOD, DEFAULT_REPORT_DIR, Overrides, load};
+pub use load::{DEFAULT_GRACE_PERIOD, DEFAULT_REPORT_DIR, Overrides, load, load_copy, read_text};
+use policy::{Halt, HaltMode, Overlap, Retry};
 use template::Template;
 
 /// A validated job, ready to plan.
@@ -81,7 +84,7 @@ pub struct Range {
 }
 
 /// How tasks run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pool {
     /// Tasks running at once.
     pub processes: NonZeroUsize,
@@ -89,4 +92,14 @@ pub struct Pool {
     pub timeout: Option<Duration>,
     /// SIGTERM to SIGKILL.
     pub grace_period: Duration,
+    /// Retries of failed attempts.
+    pub retry: Retry,
+    /// When to stop starting tasks.
+    pub halt: Halt,
+    /// What running tasks do on a halt.
+    pub halt_mode: HaltMode,
+    /// What to do when another run of the job holds the lock.
+    pub overlap: Overlap,
+    /// The whole run's time limit.
+    pub deadline: Option<Duration>,
 }

@@ -193,6 +193,18 @@ impl Template {
         self.segments.contains(&Segment::Value(p))
     }
 
+    /// The text of a template without placeholders (braces unescaped).
+    pub fn literal_text(&self) -> Option<String> {
+        let mut out = String::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(text) => out.push_str(text),
+                Segment::Value(_) => return None,
+            }
+        }
+        Some(out)
+    }
+
     /// Whether the template has any placeholder at all.
     pub fn has_placeholders(&self) -> bool {
         self.segments.iter().any(|s| matches!(s, Segment::Value(_)))

@@ -1,10 +1,11 @@
 //! `Plan` and the `Task`s it renders.
 
-use std::fmt;
-use std::path::PathBuf;
+use std::fmt::{self, Write as _};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::job::template::{Placeholder, Values};
 use crate::job::{Command, Job};
@@ -40,6 +41,8 @@ pub struct Task {
     pub cwd: PathBuf,
     /// The job's `env`, rendered for this task.
     pub env: Vec<(String, String)>,
+    /// The task's identity for resume: a hash of everything that defines what it runs.
+    pub key: String,
 }
 
 /// The task list of one run of a job.
@@ -124,12 +127,21 @@ impl Plan {
             Some(cwd) => self.job.base_dir.join(cwd.render(&values)),
             None => self.job.base_dir.clone(),
         };
-        let env = self
+        let env: Vec<(String, String)> = self
             .job
             .env
             .iter()
             .map(|(name, value)| (name.clone(), value.render(&values)))
             .collect();
+        let key = task_key(
+            &argv,
+            &cwd,
+            &env,
+            values.start,
+            values.last,
+            values.end,
+            count,
+        );
         Task {
             id,
             start: values.start,
@@ -139,6 +151,7 @@ impl Plan {
             argv,
             cwd,
             env,
+            key,
         }
     }
 }
@@ -186,4 +199,43 @@ impl Values for ChunkValues<'_> {
             item = item.wrapping_add(self.step);
         }
     }
+}
+
+/// The first 16 hex digits of a SHA-256 over the task's rendered command, cwd, env and chunk
+/// bounds, each length-prefixed so no two different tasks can serialize alike. Not the task's
+/// sequence number: after a change of chunk size or template, exactly the tasks whose key changed
+/// are new to a resumed run.
+fn task_key(
+    argv: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    start: i64,
+    last: i64,
+    end: i64,
+    count: u64,
+) -> String {
+    let mut hash = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(bytes);
+    };
+    for arg in argv {
+        field(arg.as_bytes());
+    }
+    field(b"\0cwd");
+    field(cwd.as_os_str().as_encoded_bytes());
+    for (name, value) in env {
+        field(name.as_bytes());
+        field(value.as_bytes());
+    }
+    for n in [start, last, end] {
+        field(&n.to_le_bytes());
+    }
+    field(&count.to_le_bytes());
+    hash.finalize()[..8]
+        .iter()
+        .fold(String::with_capacity(16), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }

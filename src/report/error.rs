@@ -19,11 +19,38 @@ pub enum ReportError {
         #[source]
         source: io::Error,
     },
+    /// Another run of the job holds its lock.
+    #[error("another run of this job is going: run {run_id}, pid {pid} holds {}", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The run holding it.
+        run_id: String,
+        /// Its pid.
+        pid: String,
+    },
+    /// A signal stopped poolrun while it wrote the report.
+    #[error("interrupted while writing {}: `poolrun report` on the run directory rebuilds it from the journal", path.display())]
+    Interrupted {
+        /// The report.
+        path: PathBuf,
+    },
     /// The run directory exists already; runs never share one.
     #[error("the run directory {} already exists: poolrun never reuses one", path.display())]
     Exists {
         /// The directory.
         path: PathBuf,
+    },
+    /// A journal line that is not a journal record.
+    #[error("{}:{line} is not a poolrun journal record", path.display())]
+    Journal {
+        /// The journal.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
     },
     /// A report file that is not a poolrun report.
     #[error("{} is not a poolrun report", path.display())]

@@ -1,155 +1,228 @@
-//! `journal.jsonl`: one JSON event per line, appended as tasks start and finish, in completion
-//! order. Each line goes to the file in one `write` on a file opened for appending, so a line is
-//! never interleaved with another and a crash loses at most the line being written.
+//! `journal.jsonl`: one JSON record per line, appended as attempts start and finish, in
+//! completion order. The engine hands records over in batches; `commit` writes a batch with one
+//! `write` on a file opened for appending and fsyncs it before the engine acts on any of it. A
+//! crash loses at most the batch being written, and a torn last line is ignored when reading.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::SystemTime;
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-use crate::exec::{Observer, TaskOutcome, TaskStatus};
-use crate::plan::Task;
+use crate::exec::{Started, TaskOutcome, TaskStatus};
 use crate::report::ReportError;
 use crate::report::model::{RunStatus, timestamp};
 
 /// One line of the journal.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event<'a> {
-    /// The run began.
-    RunStarted {
-        /// RFC 3339 UTC.
-        at: String,
-        /// The run id.
-        run_id: &'a str,
-        /// The job file's SHA-256.
-        job_sha256: &'a str,
-        /// Planned tasks.
-        tasks: u64,
-        /// Tasks at once.
-        processes: usize,
-    },
+pub enum Record {
+    /// A run (or a resumption of one) began.
+    RunStarted(RunStarted),
     /// An attempt of a task started.
-    Started {
-        /// RFC 3339 UTC.
-        at: String,
-        /// The task id.
-        task: u64,
-        /// From 1.
-        attempt: u32,
-        /// The direct child's pid, which is also its process group.
-        pid: u32,
-    },
+    Started(AttemptStarted),
     /// An attempt of a task ended.
-    Finished {
-        /// RFC 3339 UTC.
-        at: String,
-        /// The task id.
-        task: u64,
-        /// From 1.
-        attempt: u32,
-        /// How it ended.
-        status: TaskStatus,
-        /// The exit code.
-        exit_code: Option<i32>,
-        /// The signal.
-        signal: Option<i32>,
-        /// How long it ran.
-        duration_ms: u64,
-    },
-    /// The run ended.
-    RunFinished {
-        /// RFC 3339 UTC.
-        at: String,
-        /// How.
-        status: RunStatus,
-    },
+    Finished(AttemptFinished),
+    /// The run ended with its report written.
+    RunFinished(RunFinished),
 }
 
-/// The open journal. Shared by the worker threads, which write `started` events.
-#[derive(Debug)]
-pub struct Journal {
-    path: PathBuf,
-    file: Mutex<File>,
-    /// The first write error from a worker thread, which cannot return one.
-    failed: Mutex<Option<ReportError>>,
+/// `run_started`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RunStarted {
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// The run id.
+    pub run_id: String,
+    /// The job file as run (absolute), whose folder relative paths start from.
+    pub job_file: String,
+    /// The SHA-256 of the job file's bytes.
+    pub job_sha256: String,
+    /// Planned tasks.
+    pub tasks: u64,
+    /// Tasks at once.
+    pub processes: usize,
+    /// Whether this resumes an earlier run in the same directory.
+    pub resumed: bool,
+    /// poolrun's pid, so a later `report` can tell a crashed run from a running one.
+    pub pid: u32,
 }
 
-impl Journal {
-    /// Creates the journal at `path`; it must not exist yet.
-    pub fn create(path: &Path) -> Result<Self, ReportError> {
-        let file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(path)
-            .map_err(ReportError::io("create the journal", path))?;
-        Ok(Self {
-            path: path.to_owned(),
-            file: Mutex::new(file),
-            failed: Mutex::new(None),
-        })
-    }
+/// `started`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AttemptStarted {
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// The task id in this run's plan.
+    pub task: u64,
+    /// The task's resume key.
+    pub key: String,
+    /// From 1.
+    pub attempt: u32,
+    /// The direct child's pid, which is also its process group id.
+    pub pid: u32,
+}
 
-    /// Appends one event.
-    pub fn write(&self, event: &Event<'_>) -> Result<(), ReportError> {
-        let mut line = serde_json::to_vec(event).expect("journal events serialize");
-        line.push(b'\n');
-        let mut file = self
-            .file
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        file.write_all(&line)
-            .map_err(ReportError::io("append to the journal", &self.path))
-    }
+/// `finished`: everything the report says about an attempt, but for the task's plan data and
+/// the stderr tail, which is read from the task's file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AttemptFinished {
+    /// RFC 3339 UTC: when the attempt ended.
+    pub at: String,
+    /// The task id in this run's plan.
+    pub task: u64,
+    /// The task's resume key.
+    pub key: String,
+    /// From 1.
+    pub attempt: u32,
+    /// How it ended.
+    pub status: TaskStatus,
+    /// The exit code.
+    pub exit_code: Option<i32>,
+    /// The signal.
+    pub signal: Option<i32>,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// How long it ran.
+    pub duration_ms: u64,
+    /// Whether `tasks/<id>.out` and `.err` exist.
+    pub has_output: bool,
+    /// Bytes written to stdout.
+    pub stdout_bytes: u64,
+    /// Bytes written to stderr.
+    pub stderr_bytes: u64,
+    /// Processes the task left running, killed.
+    pub leaked: u32,
+    /// Why it did not succeed.
+    pub error: Option<String>,
+    /// Whether another attempt follows.
+    pub retry: bool,
+}
 
-    /// Records that an attempt finished.
-    pub fn finished(&self, o: &TaskOutcome) -> Result<(), ReportError> {
-        if let Some(e) = self
-            .failed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-        {
-            return Err(e);
+/// `run_finished`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RunFinished {
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// How the run ended.
+    pub status: RunStatus,
+}
+
+impl AttemptStarted {
+    /// The record of `s`.
+    pub fn new(s: &Started) -> Self {
+        Self {
+            at: timestamp(s.at),
+            task: s.id.0,
+            key: s.key.clone(),
+            attempt: s.attempt,
+            pid: s.pid,
         }
-        self.write(&Event::Finished {
+    }
+}
+
+impl AttemptFinished {
+    /// The record of `o`.
+    pub fn new(o: &TaskOutcome, retry: bool) -> Self {
+        Self {
             at: timestamp(o.finished_at),
             task: o.task.id.0,
-            attempt: o.attempts,
+            key: o.task.key.clone(),
+            attempt: o.attempt,
             status: o.status,
             exit_code: o.exit_code,
             signal: o.signal,
+            started_at: timestamp(o.started_at),
             duration_ms: u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX),
-        })
-    }
-
-    /// Flushes the journal to disk.
-    pub fn sync(&self) -> Result<(), ReportError> {
-        let file = self
-            .file
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        file.sync_all()
-            .map_err(ReportError::io("sync the journal", &self.path))
+            has_output: o.has_output,
+            stdout_bytes: o.stdout_bytes,
+            stderr_bytes: o.stderr_bytes,
+            leaked: o.leaked,
+            error: o.error.clone(),
+            retry,
+        }
     }
 }
 
-impl Observer for Journal {
-    fn task_started(&self, task: &Task, attempt: u32, pid: u32, at: SystemTime) {
-        let event = Event::Started {
-            at: timestamp(at),
-            task: task.id.0,
-            attempt,
-            pid,
-        };
-        if let Err(e) = self.write(&event) {
-            self.failed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get_or_insert(e);
+/// The open journal.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    batch: Vec<u8>,
+}
+
+impl Journal {
+    /// Creates the journal at `path`, or opens it for appending when `append` (a resumed run).
+    pub fn open(path: &Path, append: bool) -> Result<Self, ReportError> {
+        let mut options = OpenOptions::new();
+        options.append(true);
+        if append {
+            options.create(true);
+        } else {
+            options.create_new(true);
         }
+        let file = options
+            .open(path)
+            .map_err(ReportError::io("open the journal", path))?;
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+            batch: Vec::with_capacity(4096),
+        })
     }
+
+    /// Adds a record to the batch.
+    pub fn append(&mut self, record: &Record) {
+        serde_json::to_writer(&mut self.batch, record).expect("journal records serialize");
+        self.batch.push(b'\n');
+    }
+
+    /// Writes the batch and fsyncs it.
+    pub fn commit(&mut self) -> Result<(), ReportError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.file
+            .write_all(&self.batch)
+            .map_err(ReportError::io("append to the journal", &self.path))?;
+        self.batch.clear();
+        self.file
+            .sync_data()
+            .map_err(ReportError::io("sync the journal", &self.path))
+    }
+
+    /// Appends one record and commits it.
+    pub fn write(&mut self, record: &Record) -> Result<(), ReportError> {
+        self.append(record);
+        self.commit()
+    }
+}
+
+/// Reads every complete record of the journal at `path`. A last line without its newline (the
+/// engine died while writing it) is ignored; any other bad line is an error.
+pub fn read(path: &Path) -> Result<Vec<Record>, ReportError> {
+    let file = File::open(path).map_err(ReportError::io("read the journal", path))?;
+    let mut records = Vec::new();
+    let mut reader = BufReader::new(file);
+    let mut line = String::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        let read = reader
+            .read_line(&mut line)
+            .map_err(ReportError::io("read the journal", path))?;
+        if read == 0 || !line.ends_with('\n') {
+            break;
+        }
+        number += 1;
+        let record = serde_json::from_str(&line).map_err(|source| ReportError::Journal {
+            path: path.to_owned(),
+            line: number,
+            source,
+        })?;
+        records.push(record);
+    }
+    Ok(records)
 }

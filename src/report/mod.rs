@@ -3,15 +3,21 @@
 
 mod error;
 pub mod journal;
+mod lock;
 pub mod model;
 mod read;
+mod recorder;
 pub mod render;
 mod run_dir;
+mod state;
 mod writer;
 
 pub use error::ReportError;
 pub use journal::Journal;
+pub use lock::{Holder, RunLock};
 pub use model::{JobRecord, REPORT_SCHEMA, Report, RunRecord, RunStatus, Summary, TaskRecord};
 pub use read::read_report;
+pub use recorder::Recorder;
 pub use run_dir::RunDir;
+pub use state::RunState;
 pub use writer::ReportWriter;

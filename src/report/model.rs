@@ -3,7 +3,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::exec::{TaskOutcome, TaskStatus};
+use crate::exec::TaskStatus;
+use crate::plan::Task;
+use crate::report::journal::{AttemptFinished, AttemptStarted};
 
 /// The value of `schema` in every report this version writes.
 pub const REPORT_SCHEMA: &str = "poolrun/report/v1";
@@ -120,6 +122,8 @@ impl Summary {
 pub struct TaskRecord {
     /// Plan order, from 0.
     pub id: u64,
+    /// The task's identity for resume: a hash of its rendered command, cwd, env and chunk.
+    pub key: String,
     /// The chunk's first item.
     pub start: i64,
     /// The chunk's last item, inclusive.
@@ -136,7 +140,7 @@ pub struct TaskRecord {
     pub exit_code: Option<i32>,
     /// The number of the signal that ended the direct child.
     pub signal: Option<i32>,
-    /// Attempts made; 0 for a task that never started.
+    /// Attempts made (in every run of a resumed run directory); 0 for a task that never started.
     pub attempts: u32,
     /// RFC 3339 UTC; null for a task that never started.
     pub started_at: Option<String>,
@@ -154,6 +158,9 @@ pub struct TaskRecord {
     pub stderr_bytes: u64,
     /// The last 4 KiB of stderr, lossily decoded as UTF-8.
     pub stderr_tail: String,
+    /// Processes the task left running after it exited (in its process group or escaped from
+    /// it), which poolrun killed; 0 for a task that cleaned up after itself.
+    pub leaked: u32,
     /// Why the task did not succeed, for people.
     pub error: Option<String>,
 }
@@ -164,37 +171,51 @@ pub fn timestamp(at: std::time::SystemTime) -> String {
 }
 
 impl TaskRecord {
-    /// The row for a task that ran (or tried to).
-    pub fn from_outcome(o: &TaskOutcome) -> Self {
-        let id = o.task.id;
-        let file = |ext: &str| o.has_output.then(|| format!("tasks/{id}.{ext}"));
+    /// The row for a task whose last attempt finished as `f`, with the end of its stderr.
+    pub fn finished(task: &Task, f: &AttemptFinished, stderr_tail: String) -> Self {
+        let id = task.id;
+        let file = |ext: &str| f.has_output.then(|| format!("tasks/{id}.{ext}"));
         Self {
-            id: id.0,
-            start: o.task.start,
-            last: o.task.last,
-            end: o.task.end,
-            count: o.task.count,
-            command: o.task.argv.clone(),
-            status: o.status,
-            exit_code: o.exit_code,
-            signal: o.signal,
-            attempts: o.attempts,
-            started_at: Some(timestamp(o.started_at)),
-            finished_at: Some(timestamp(o.finished_at)),
-            duration_ms: Some(u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX)),
+            status: f.status,
+            exit_code: f.exit_code,
+            signal: f.signal,
+            attempts: f.attempt,
+            started_at: Some(f.started_at.clone()),
+            finished_at: Some(f.at.clone()),
+            duration_ms: Some(f.duration_ms),
             stdout: file("out"),
             stderr: file("err"),
-            stdout_bytes: o.stdout_bytes,
-            stderr_bytes: o.stderr_bytes,
-            stderr_tail: o.stderr_tail.clone(),
-            error: o.error.clone(),
+            stdout_bytes: f.stdout_bytes,
+            stderr_bytes: f.stderr_bytes,
+            stderr_tail,
+            leaked: f.leaked,
+            error: f.error.clone(),
+            ..Self::not_run(task)
+        }
+    }
+
+    /// The row for a task whose attempt started but never finished: the engine died under it.
+    pub fn lost(task: &Task, s: &AttemptStarted, stdout_bytes: u64, stderr: (u64, String)) -> Self {
+        let id = task.id;
+        Self {
+            status: TaskStatus::Cancelled,
+            attempts: s.attempt,
+            started_at: Some(s.at.clone()),
+            stdout: Some(format!("tasks/{id}.out")),
+            stderr: Some(format!("tasks/{id}.err")),
+            stdout_bytes,
+            stderr_bytes: stderr.0,
+            stderr_tail: stderr.1,
+            error: Some("the run ended before the task did: poolrun was killed".to_owned()),
+            ..Self::not_run(task)
         }
     }
 
     /// The row for a planned task that never started.
-    pub fn not_run(task: &crate::plan::Task) -> Self {
+    pub fn not_run(task: &Task) -> Self {
         Self {
             id: task.id.0,
+            key: task.key.clone(),
             start: task.start,
             last: task.last,
             end: task.end,
@@ -212,6 +233,7 @@ impl TaskRecord {
             stdout_bytes: 0,
             stderr_bytes: 0,
             stderr_tail: String::new(),
+            leaked: 0,
             error: None,
         }
     }

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::exec::TaskOutcome;
 use crate::plan::{Plan, TaskId};
 use crate::report::ReportError;
 use crate::report::model::{JobRecord, REPORT_SCHEMA, RunRecord, Summary, TaskRecord};
@@ -28,12 +27,19 @@ pub struct ReportWriter {
 }
 
 impl ReportWriter {
-    /// Starts the report at `path` with its header.
-    pub fn create(path: &Path, job: &JobRecord) -> Result<Self, ReportError> {
+    /// Starts the report at `path` with its header. `carried` are rows already known (tasks
+    /// that succeeded in the run being resumed), written when their turn comes.
+    pub fn create(
+        path: &Path,
+        job: &JobRecord,
+        carried: BTreeMap<u64, TaskRecord>,
+    ) -> Result<Self, ReportError> {
         let temp = path.with_extension("json.partial");
+        // A leftover from a run that died mid-report is replaced: the report is rebuilt whole.
         let file = OpenOptions::new()
             .write(true)
-            .create_new(true)
+            .create(true)
+            .truncate(true)
             .open(&temp)
             .map_err(ReportError::io("create the report", &temp))?;
         let mut writer = Self {
@@ -41,7 +47,7 @@ impl ReportWriter {
             temp,
             path: path.to_owned(),
             next: 0,
-            waiting: BTreeMap::new(),
+            waiting: carried,
             summary: Summary::default(),
         };
         let header = format!(
@@ -50,17 +56,17 @@ impl ReportWriter {
             json(job)
         );
         writer.write(header.as_bytes())?;
+        writer.flush_ready()?;
         Ok(writer)
     }
 
-    /// Adds a finished task; writes it and every waiting row after it once it is next in order.
-    pub fn push(&mut self, outcome: &TaskOutcome) -> Result<(), ReportError> {
-        let record = TaskRecord::from_outcome(outcome);
-        if record.id != self.next {
-            self.waiting.insert(record.id, record);
-            return Ok(());
-        }
-        self.write_row(&record)?;
+    /// Adds a task's row; writes it and every waiting row after it once it is next in order.
+    pub fn push(&mut self, record: TaskRecord) -> Result<(), ReportError> {
+        self.waiting.insert(record.id, record);
+        self.flush_ready()
+    }
+
+    fn flush_ready(&mut self) -> Result<(), ReportError> {
         while let Some(record) = self.waiting.remove(&self.next) {
             self.write_row(&record)?;
         }
@@ -72,21 +78,26 @@ impl ReportWriter {
         &self.summary
     }
 
-    /// Writes `not_run` rows for every task from the next one on, which must all be tasks that
-    /// never started, then the run record and the summary, and renames the file into place.
+    /// Writes the remaining rows, with a `not_run` row for every task that has none, then the
+    /// run record and the summary, and renames the file into place. `interrupted` is polled while
+    /// `not_run` rows are written (a halted run of a huge plan has many): when it says so, the
+    /// report is abandoned, and the journal still holds all it would have said.
     pub fn finish(
         mut self,
         plan: &Plan,
         run: &RunRecord,
         wall_seconds: f64,
+        interrupted: &dyn Fn() -> bool,
     ) -> Result<Summary, ReportError> {
-        assert!(
-            self.waiting.is_empty(),
-            "every started task has an outcome before the report ends"
-        );
-        for id in self.next..plan.len() {
-            let record = TaskRecord::not_run(&plan.task(TaskId(id)));
+        while self.next < plan.len() {
+            let record = match self.waiting.remove(&self.next) {
+                Some(record) => record,
+                None => TaskRecord::not_run(&plan.task(TaskId(self.next))),
+            };
             self.write_row(&record)?;
+            if self.next.is_multiple_of(4096) && interrupted() {
+                return Err(ReportError::Interrupted { path: self.path });
+            }
         }
         self.summary.wall_seconds = wall_seconds;
         let footer = format!(

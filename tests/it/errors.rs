@@ -111,6 +111,50 @@ fn cases() -> Vec<(&'static str, String)> {
             with_range("command = \"echo\"\nenv = { \"A=B\" = \"1\" }"),
         ),
         ("empty_file", String::new()),
+        (
+            "name_of_dots",
+            with_range("name = \"..\"\ncommand = \"echo\""),
+        ),
+        (
+            "nul_in_command",
+            with_range("command = [\"echo\", \"a\\u0000b\"]"),
+        ),
+        (
+            "duration_too_long",
+            with_pool("grace-period = \"300000000000y\""),
+        ),
+        ("processes_too_many", with_pool("processes = 100000000")),
+        ("processes_count_as_string", with_pool("processes = \"3\"")),
+        ("processes_signed_percent", with_pool("processes = \"+2%\"")),
+        ("retries_negative", with_pool("retries = -1")),
+        (
+            "retry_delay_bad_table",
+            with_pool("retry-delay = { initial = \"1s\", factr = 2 }"),
+        ),
+        (
+            "retry_on_unknown_outcome",
+            with_pool("retry-on = [\"crashed\"]"),
+        ),
+        ("halt_unknown_name", with_pool("halt = \"sometimes\"")),
+        (
+            "halt_zero_failures",
+            with_pool("halt = { max-failures = 0 }"),
+        ),
+        (
+            "halt_both_rules",
+            with_pool("halt = { max-failures = 1, max-failure-rate = \"5%\" }"),
+        ),
+        (
+            "halt_bad_rate",
+            with_pool("halt = { max-failure-rate = \"150%\" }"),
+        ),
+        ("halt_mode_unknown", with_pool("halt-mode = \"later\"")),
+        ("overlap_unknown", with_pool("overlap = \"queue\"")),
+        ("deadline_zero", with_pool("deadline = \"0s\"")),
+        (
+            "env_numeric_name_path",
+            with_range("command = \"echo\"\n[env]\n\"0\" = \"a\\u0000\""),
+        ),
     ]
 }
 
@@ -134,6 +178,16 @@ fn every_invalid_job_file_is_explained_and_runs_nothing() {
             "{name}: validate says the same"
         );
     }
+}
+
+#[test]
+fn a_literal_cwd_with_escaped_braces_is_checked_as_written() {
+    let job = Job::new(&format!(
+        "command = \"pwd\"\ncwd = \"d{{{{x}}}}\"\n{OK_RANGE}"
+    ));
+    std::fs::create_dir(job.file("d{x}")).unwrap();
+    let run = job.cmd("validate", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use crate::support::{
 fn a_timed_out_task_leaves_no_process_behind() {
     // The shell and both sleeps record their pids; all must be gone after the timeout.
     let job = Job::new(&format!(
-        "command = \"sleep 1000 & echo $! > {{id}}.bg.pid; echo $$ > {{id}}.sh.pid; sleep 1000\"\n{}timeout = \"500ms\"\ngrace-period = \"5s\"\n",
+        "command = \"sleep 1000 & echo $! > {{id}}.bg.pid; echo $$ > {{id}}.sh.pid; sleep 1000\"\n{}timeout = \"2s\"\ngrace-period = \"5s\"\n",
         range(2, 2)
     ));
     let run = job.run(&[]);
@@ -30,7 +30,7 @@ fn a_timed_out_task_leaves_no_process_behind() {
         tasks(&report)[0]["error"]
             .as_str()
             .unwrap()
-            .contains("timed out after 500ms")
+            .contains("timed out after 2s")
     );
     let pids = pids_in(job.dir.path());
     assert_eq!(pids.len(), 4);
@@ -40,7 +40,7 @@ fn a_timed_out_task_leaves_no_process_behind() {
 #[test]
 fn a_task_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let job = Job::new(&format!(
-        "command = \"trap '' TERM; echo $$ > {{id}}.pid; while :; do sleep 0.05; done\"\n{}timeout = \"300ms\"\ngrace-period = \"300ms\"\n",
+        "command = \"trap '' TERM; echo $$ > {{id}}.pid; while :; do sleep 0.05; done\"\n{}timeout = \"2s\"\ngrace-period = \"300ms\"\n",
         range(1, 1)
     ));
     let run = job.run(&[]);
@@ -55,7 +55,7 @@ fn a_task_that_ignores_sigterm_is_killed_after_the_grace_period() {
 #[test]
 fn a_task_that_exits_0_on_sigterm_is_still_timed_out() {
     let job = Job::new(&format!(
-        "command = \"trap 'exit 0' TERM; while :; do sleep 0.05; done\"\n{}timeout = \"300ms\"\n",
+        "command = \"trap 'exit 0' TERM; while :; do sleep 0.05; done\"\n{}timeout = \"2s\"\n",
         range(1, 1)
     ));
     assert_eq!(job.run(&[]).code, 1);
@@ -114,7 +114,7 @@ fn interrupt(signal: Signal, expected: i32) {
         (started.matches("\"started\"").count() == 2 && pid_files == 4).then_some(())
     });
     kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), signal).unwrap();
-    let run: Run = child.wait_with_output().unwrap().into();
+    let run: Run = crate::support::finish(child);
     assert_eq!(run.code, expected, "{}", run.stderr);
     let report = crate::support::read_report(&run_dir);
     assert_eq!(report["run"]["status"], "interrupted");
@@ -142,4 +142,129 @@ fn sigint_to_poolrun_stops_the_tasks_and_writes_the_report() {
 #[test]
 fn sighup_to_poolrun_stops_the_tasks_and_writes_the_report() {
     interrupt(Signal::SIGHUP, 129);
+}
+
+#[test]
+fn a_second_sigint_kills_at_once() {
+    // The task notes SIGTERM and carries on; the grace period is long: only the second Ctrl-C
+    // ends it.
+    let job = Job::new(&format!(
+        "command = \"trap 'echo term >> got' TERM; echo $$ > {{id}}.pid; while :; do sleep 0.05; done\"\n{}grace-period = \"1h\"\n",
+        range(1, 1)
+    ));
+    let child = crate::support::poolrun()
+        .current_dir(job.dir.path())
+        .arg("run")
+        .arg(&job.path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(10), "the task to start", || {
+        (!pids_in(job.dir.path()).is_empty()).then_some(())
+    });
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+    kill(pid, Signal::SIGINT).unwrap();
+    wait_for(Duration::from_secs(10), "the task to get SIGTERM", || {
+        job.file("got").exists().then_some(())
+    });
+    kill(pid, Signal::SIGINT).unwrap();
+    let run = crate::support::finish(child);
+    assert_eq!(run.code, 130, "{}", run.stderr);
+    let report =
+        crate::support::read_report(&std::fs::canonicalize(job.file("runs/job/latest")).unwrap());
+    assert_eq!(statuses(&report), ["cancelled"]);
+    assert_eq!(tasks(&report)[0]["signal"], 9);
+    assert_all_gone(&pids_in(job.dir.path()));
+}
+
+/// The state letter of `pid` in /proc (`T` when stopped).
+fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+#[test]
+fn ctrl_z_pauses_the_tasks_and_their_timeouts() {
+    // Each task waits for a `go` file that appears only once the run is paused, then needs
+    // 300 ms more, under a 2 s timeout; the run stays paused for longer than the timeout.
+    let job = Job::new(&format!(
+        "command = \"echo $$ > {{id}}.pid; while [ ! -e go ]; do sleep 0.02; done; sleep 0.3\"\n{}timeout = \"2s\"\n",
+        range(2, 2)
+    ));
+    let child = crate::support::poolrun()
+        .current_dir(job.dir.path())
+        .arg("run")
+        .arg(&job.path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tasks_started = || {
+        let pids = pids_in(job.dir.path());
+        (pids.len() == 2).then_some(pids)
+    };
+    let task_pids = wait_for(Duration::from_secs(10), "the tasks to start", tasks_started);
+    let poolrun_pid = child.id();
+    kill(
+        Pid::from_raw(i32::try_from(poolrun_pid).unwrap()),
+        Signal::SIGTSTP,
+    )
+    .unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "poolrun and its tasks to stop",
+        || {
+            let all = task_pids.iter().chain([&poolrun_pid]);
+            all.clone().all(|&p| state(p) == Some('T')).then_some(())
+        },
+    );
+    std::fs::write(job.file("go"), "").unwrap();
+    // Held stopped for longer than the timeout: the pause is what is under test here.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        task_pids.iter().all(|&p| state(p) == Some('T')),
+        "the tasks stay stopped"
+    );
+    kill(
+        Pid::from_raw(i32::try_from(poolrun_pid).unwrap()),
+        Signal::SIGCONT,
+    )
+    .unwrap();
+    let run: Run = crate::support::finish(child);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report =
+        crate::support::read_report(&std::fs::canonicalize(job.file("runs/job/latest")).unwrap());
+    assert_eq!(statuses(&report), ["succeeded", "succeeded"]);
+}
+
+#[test]
+fn processes_that_escape_the_group_are_found_and_killed() {
+    let job = Job::new(&format!(
+        "command = \"setsid sleep 1000 & echo $! > {{id}}.sid.pid; (setsid sh -c 'sleep 1000 & echo $! > {{id}}.dbl.pid; exec sleep 999' &); sleep 1000 & echo $! > {{id}}.grp.pid; sleep 0.2\"\n{}",
+        range(2, 2)
+    ));
+    let run = job.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = job.report();
+    assert_eq!(statuses(&report), ["succeeded", "succeeded"]);
+    // Per task: the setsid sleep, the double-forked sh (now `sleep 999`) and its sleep, and the
+    // sleep left in the group.
+    assert!(
+        tasks(&report).iter().all(|t| t["leaked"] == 4),
+        "{:?}",
+        tasks(&report)
+            .iter()
+            .map(|t| &t["leaked"])
+            .collect::<Vec<_>>()
+    );
+    let pids = pids_in(job.dir.path());
+    assert_eq!(pids.len(), 6);
+    assert_all_gone(&pids);
+}
+
+#[test]
+fn a_task_that_cleans_up_has_no_leaks() {
+    let job = Job::new(&format!("command = \"sleep 0.1 & wait\"\n{}", range(1, 1)));
+    assert_eq!(job.run(&[]).code, 0);
+    assert_eq!(tasks(&job.report())[0]["leaked"], 0);
 }

@@ -1,9 +1,12 @@
 //! Integration tests: the real binary, real processes, real files, real signals.
 
+mod cron;
 mod errors;
 mod jobs;
 mod kill;
 mod plan;
 mod report_cmd;
+mod retry;
 mod run;
+mod state;
 mod support;

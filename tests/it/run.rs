@@ -6,11 +6,19 @@ use crate::support::{Job, journal, range, statuses, tasks};
 
 #[test]
 fn report_is_in_task_order_when_tasks_finish_in_reverse() {
-    // Task i waits for task i+1 to finish first, so they finish 5, 4, ..., 0 with no timing.
+    // Task i exits only once the journal records task i+1 finished, so they finish 5, 4, ..., 0
+    // with no timing involved.
     let job = Job::new(&format!(
-        "command = \"if [ {{id}} -lt 5 ]; then while [ ! -e done.$(({{id}} + 1)) ]; do sleep 0.01; done; fi; echo {{id}}; touch done.{{id}}\"\n{}",
+        "command = [\"sh\", \"task.sh\", \"{{id}}\"]\n{}",
         range(6, 6)
     ));
+    let script = r#"
+if [ "$1" -lt 5 ]; then
+  until grep -qs "\"finished\".*\"task\":$(($1 + 1))," "$POOLRUN_RUN_DIR/journal.jsonl"; do sleep 0.01; done
+fi
+echo "$1"
+"#;
+    std::fs::write(job.file("task.sh"), script).unwrap();
     let run = job.run(&[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let report = job.report();
@@ -45,8 +53,10 @@ fn report_is_in_task_order_when_tasks_finish_in_reverse() {
 
 #[test]
 fn never_more_than_processes_tasks_at_once() {
-    // Each task counts itself in and out under a lock and records the highest count it saw.
-    let script = r"flock lock sh -c 'n=$(($(cat count) + 1)); echo $n > count; echo $n >> seen'; sleep 0.3; flock lock sh -c 'echo $(($(cat count) - 1)) > count'";
+    // Each task counts itself in and out under a lock and records the count it saw. The first
+    // three also wait (up to 10 s) until three are in, so the pool is seen running all its slots
+    // whatever the machine's speed.
+    let script = r"flock lock sh -c 'n=$(($(cat count) + 1)); echo $n > count; echo $n >> seen'; if [ {id} -lt 3 ]; then i=0; while [ $(cat count) -lt 3 ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done; fi; sleep 0.05; flock lock sh -c 'echo $(($(cat count) - 1)) > count'";
     let job = Job::new(&format!("command = '''{script}'''\n{}", range(12, 3)));
     std::fs::write(job.file("count"), "0\n").unwrap();
     let run = job.run(&[]);

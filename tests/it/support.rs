@@ -2,7 +2,7 @@
 //! committed schema, and polling with deadlines instead of sleeps.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -64,14 +64,16 @@ impl Job {
     /// Runs `poolrun <subcommand> job.toml <args>` in the job's directory (naming the file
     /// relative to it, so messages are the same in every temporary directory).
     pub fn cmd(&self, subcommand: &str, args: &[&str]) -> Run {
-        poolrun()
+        let child = poolrun()
             .current_dir(self.dir.path())
             .arg(subcommand)
             .arg(self.path.file_name().expect("file name"))
             .args(args)
-            .output()
-            .expect("run poolrun")
-            .into()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run poolrun");
+        finish(child)
     }
 
     /// `poolrun run job.toml <args>`.
@@ -88,6 +90,52 @@ impl Job {
     /// The newest run's report, checked against the report schema.
     pub fn report(&self) -> Value {
         read_report(&self.latest("job"))
+    }
+}
+
+/// How long any one poolrun command in a test may take before the test fails (instead of
+/// hanging CI).
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(120);
+
+/// Waits for a poolrun started with piped output, failing the test (and killing it) if it
+/// outlives `COMMAND_LIMIT`.
+pub fn finish(mut child: Child) -> Run {
+    use std::io::Read;
+    use wait_timeout::ChildExt;
+    // Drain the pipes on threads so a chatty poolrun cannot block on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let Some(status) = child.wait_timeout(COMMAND_LIMIT).expect("wait for poolrun") else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "poolrun ran longer than {COMMAND_LIMIT:?}: {}",
+            stderr.join().unwrap_or_default()
+        );
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: stdout.join().expect("stdout"),
+        stderr: stderr.join().expect("stderr"),
     }
 }
 

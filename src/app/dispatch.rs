@@ -1,0 +1,58 @@
+//! From a parsed command line to an exit code: the subcommand, logging, and error messages.
+
+use std::io::{self, IsTerminal};
+
+use crate::cli::{Cli, CliCommand};
+use crate::error::{Error, chain, exit};
+use crate::job::JobError;
+
+/// Runs the parsed command line; returns the process exit code.
+pub fn main(cli: Cli) -> u8 {
+    let result = match cli.command {
+        CliCommand::Run(args) => {
+            init_logging(args.verbose, args.quiet);
+            super::run::run(&args)
+        }
+        CliCommand::Plan { job, json } => super::plan::plan(&job, json),
+        CliCommand::Validate { jobs } => Ok(super::show::validate(&jobs)),
+        CliCommand::Report {
+            run_dir,
+            json,
+            output,
+        } => super::show::report(&run_dir, json, output),
+        CliCommand::Schema { which } => {
+            println!("{}", crate::schema::render(which));
+            Ok(exit::SUCCESS)
+        }
+    };
+    result.unwrap_or_else(|e| {
+        report_error(&e);
+        e.exit_code()
+    })
+}
+
+/// Prints an error for people on stderr.
+pub(super) fn report_error(e: &Error) {
+    match e {
+        Error::Job(JobError::Invalid(d)) => eprintln!("error: {d}"),
+        Error::Usage(message) => eprintln!("poolrun: error: {message}"),
+        e => eprintln!("poolrun: error: {}", chain(e)),
+    }
+}
+
+/// Logs go to stderr: with a terminal in colour, otherwise as plain timestamped lines (cron mail,
+/// log files).
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => tracing::Level::ERROR,
+        (false, 0) => tracing::Level::WARN,
+        (false, 1) => tracing::Level::INFO,
+        (false, _) => tracing::Level::DEBUG,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(io::stderr().is_terminal())
+        .try_init();
+}

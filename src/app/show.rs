@@ -1,0 +1,151 @@
+//! `poolrun validate` and `poolrun report`, which rebuilds the report of a run whose engine died.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::app::dispatch::report_error;
+use crate::app::run::{host, job_record};
+use crate::error::{Error, exit};
+use crate::exec::tail;
+use crate::job::{self, Overrides};
+use crate::plan::{Plan, RunInfo};
+use crate::report::{
+    self, ReportError, ReportWriter, RunDir, RunLock, RunRecord, RunState, RunStatus, TaskRecord,
+    render,
+};
+
+pub(super) fn validate(paths: &[PathBuf]) -> u8 {
+    let mut code = exit::SUCCESS;
+    for path in paths {
+        if let Err(e) = job::load(path, &Overrides::default()) {
+            report_error(&e.into());
+            code = exit::USAGE;
+        }
+    }
+    code
+}
+
+pub(super) fn report(dir: &Path, json: bool, output: bool) -> Result<u8, Error> {
+    if !dir.join("report.json").exists() && dir.join("journal.jsonl").exists() {
+        rebuild(dir)?;
+    }
+    let report = report::read_report(dir)?;
+    let mut out = io::stdout().lock();
+    let written = if json {
+        std::fs::read(dir.join("report.json")).and_then(|bytes| out.write_all(&bytes))
+    } else if output {
+        report
+            .tasks
+            .iter()
+            .filter_map(|t| t.stdout.as_ref())
+            .try_for_each(|file| {
+                let mut f = std::fs::File::open(dir.join(file))?;
+                io::copy(&mut f, &mut out).map(drop)
+            })
+    } else {
+        out.write_all(render::report_text(&report).as_bytes())
+    };
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(ReportError::io("print the report from", dir)(e).into()),
+    }
+    Ok(if report.summary.all_succeeded() {
+        exit::SUCCESS
+    } else {
+        exit::TASKS_FAILED
+    })
+}
+
+/// Writes `report.json` for a run whose engine died before writing it: the report is a function
+/// of the plan (from the run's copy of the job file) and the journal. Tasks that started and
+/// never finished are `cancelled`, tasks never started `not_run`, and the run `interrupted`.
+fn rebuild(path: &Path) -> Result<(), Error> {
+    let state = RunState::read(path)?;
+    let (Some(first), Some(last)) = (&state.first, &state.last) else {
+        return Err(Error::Usage(format!(
+            "{}: the journal records no run",
+            path.display()
+        )));
+    };
+    let job = Arc::new(job::load_copy(
+        &path.join("job.toml"),
+        Path::new(&last.job_file),
+        &Overrides::default(),
+    )?);
+    let root = path.parent().unwrap_or(Path::new("/"));
+    if let Some(holder) = RunLock::holder(&RunLock::path(root, &job.name))
+        && holder.run_id == first.run_id
+    {
+        // Still running: its report is written when it ends.
+        let path = RunLock::path(root, &job.name);
+        return Err(ReportError::Locked {
+            path,
+            run_id: holder.run_id,
+            pid: holder.pid,
+        }
+        .into());
+    }
+    tracing::info!(
+        "rebuilding the report of {} from its journal",
+        path.display()
+    );
+    let dir = RunDir {
+        path: std::fs::canonicalize(path).map_err(ReportError::io("open", path))?,
+    };
+    let plan = Plan::new(
+        Arc::clone(&job),
+        RunInfo {
+            id: first.run_id.clone(),
+            dir: dir.path.clone(),
+        },
+    );
+    let tasks_dir = dir.tasks_dir();
+    let mut writer = ReportWriter::create(
+        &dir.report_path(),
+        &job_record(&job),
+        std::collections::BTreeMap::new(),
+    )?;
+    for task in plan.tasks() {
+        let file = |ext: &str| tasks_dir.join(format!("{}.{ext}", task.id));
+        let row = if let Some(f) = state.finished.get(&task.key) {
+            TaskRecord::finished(
+                &task,
+                f,
+                tail(&file("err")).map(|(_, t)| t).unwrap_or_default(),
+            )
+        } else if let Some(s) = state.open.get(&task.key) {
+            let stdout = std::fs::metadata(file("out")).map_or(0, |m| m.len());
+            TaskRecord::lost(&task, s, stdout, tail(&file("err")).unwrap_or_default())
+        } else {
+            TaskRecord::not_run(&task)
+        };
+        writer.push(row)?;
+    }
+    let status = state
+        .ended
+        .as_ref()
+        .map_or(RunStatus::Interrupted, |e| e.status);
+    let finished_at = state.last_at.clone().unwrap_or_else(|| first.at.clone());
+    let record = RunRecord {
+        id: first.run_id.clone(),
+        dir: dir.path.display().to_string(),
+        host: host(),
+        poolrun_version: env!("CARGO_PKG_VERSION").to_owned(),
+        started_at: first.at.clone(),
+        finished_at,
+        processes: last.processes,
+        status,
+    };
+    let wall = seconds_between(&last.at, state.last_at.as_deref().unwrap_or(&last.at));
+    writer.finish(&plan, &record, wall, &|| false)?;
+    Ok(())
+}
+
+fn seconds_between(from: &str, to: &str) -> f64 {
+    match (humantime::parse_rfc3339(from), humantime::parse_rfc3339(to)) {
+        (Ok(a), Ok(b)) => b.duration_since(a).map_or(0.0, |d| d.as_secs_f64()),
+        _ => 0.0,
+    }
+}

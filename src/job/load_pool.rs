@@ -1,0 +1,180 @@
+//! Validation of `[pool]`: the process count, timeouts, retries, halting and overlap.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use crate::job::Pool;
+use crate::job::diagnostic::Diagnostic;
+use crate::job::file::{JobFile, Processes};
+use crate::job::load::{Check, DEFAULT_GRACE_PERIOD, Overrides, Validator};
+use crate::job::policy::{Backoff, Halt, HaltSpec, Retry, RetryDelaySpec, RetryOn, parse_percent};
+
+/// The most tasks that may run at once: each takes a worker thread and a process.
+pub const MAX_PROCESSES: usize = 4096;
+
+impl Validator {
+    pub(super) fn pool(&self, file: &JobFile, overrides: &Overrides) -> Check<Pool> {
+        let pool = &file.pool;
+        let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let processes = overrides
+            .processes
+            .clone()
+            .or(pool.processes.clone())
+            .unwrap_or(Processes::Named("auto".into()));
+        let resolved = processes.resolve(cpus);
+        if resolved > MAX_PROCESSES {
+            let message = format!(
+                "processes = {processes} means {resolved} processes at once; at most {MAX_PROCESSES} are allowed"
+            );
+            return Err(match overrides.processes {
+                Some(_) => Diagnostic::new("--processes", "", None, message),
+                None => self.error(&["pool", "processes"], None, message),
+            });
+        }
+        let processes = NonZeroUsize::new(resolved).expect("resolve gives at least 1");
+        let timeout = match (overrides.timeout, pool.timeout) {
+            (Some(t), _) => Some(t),
+            (None, t) => t
+                .map(|t| self.positive(&["pool", "timeout"], t.0))
+                .transpose()?,
+        };
+        let deadline = pool
+            .deadline
+            .map(|d| self.positive(&["pool", "deadline"], d.0))
+            .transpose()?;
+        Ok(Pool {
+            processes,
+            timeout,
+            grace_period: pool.grace_period.map_or(DEFAULT_GRACE_PERIOD, |g| g.0),
+            retry: self.retry(file)?,
+            halt: self.halt(pool.halt.as_ref())?,
+            halt_mode: pool.halt_mode.unwrap_or_default(),
+            overlap: pool.overlap.unwrap_or_default(),
+            deadline,
+        })
+    }
+
+    fn positive(&self, path: &[&str], d: Duration) -> Check<Duration> {
+        if d.is_zero() {
+            let help = format!("leave `{}` out for no limit", path[path.len() - 1]);
+            let message = "expected a duration above zero, found 0s".to_owned();
+            return Err(self.error(path, None, message).with_help(Some(help)));
+        }
+        Ok(d)
+    }
+
+    fn retry(&self, file: &JobFile) -> Check<Retry> {
+        let pool = &file.pool;
+        let retries = match pool.retries {
+            None => 0,
+            Some(n) => u32::try_from(n)
+                .ok()
+                .filter(|&n| n <= 1000)
+                .ok_or_else(|| {
+                    self.error(
+                        &["pool", "retries"],
+                        None,
+                        format!("expected an integer from 0 to 1000, found {n}"),
+                    )
+                })?,
+        };
+        let delay = match &pool.retry_delay {
+            None => Backoff::NONE,
+            Some(RetryDelaySpec::Fixed(d)) => Backoff {
+                initial: d.0,
+                ..Backoff::NONE
+            },
+            Some(RetryDelaySpec::Exponential(e)) => {
+                let factor = e.factor.unwrap_or(2.0);
+                if !(1.0..=100.0).contains(&factor) {
+                    let message = format!("expected a factor from 1 to 100, found {factor}");
+                    return Err(self.error(&["pool", "retry-delay", "factor"], None, message));
+                }
+                let jitter = match &e.jitter {
+                    None => 0.0,
+                    Some(j) => parse_percent(j).ok_or_else(|| {
+                        let message = format!("expected a percentage from 0% to 100%, found {j:?}");
+                        self.error(&["pool", "retry-delay", "jitter"], None, message)
+                    })?,
+                };
+                Backoff {
+                    initial: e.initial.0,
+                    factor,
+                    max: e.max.map(|m| m.0),
+                    jitter,
+                }
+            }
+        };
+        let on = pool
+            .retry_on
+            .as_deref()
+            .map_or_else(RetryOn::default_set, RetryOn::from_items);
+        Ok(Retry { retries, delay, on })
+    }
+
+    fn halt(&self, spec: Option<&HaltSpec>) -> Check<Halt> {
+        let at = |key: &'static str| {
+            ["pool", "halt", key]
+                .into_iter()
+                .filter(|k| !k.is_empty())
+                .collect::<Vec<_>>()
+        };
+        match spec {
+            None => Ok(Halt::Never),
+            Some(HaltSpec::Named(name)) if name == "never" => Ok(Halt::Never),
+            Some(HaltSpec::Named(_)) => Ok(Halt::MaxFailures(1)),
+            Some(HaltSpec::Table(t)) => match (t.max_failures, &t.max_failure_rate, t.after) {
+                (Some(n), None, None) => u64::try_from(n)
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .map(Halt::MaxFailures)
+                    .ok_or_else(|| {
+                        let help =
+                            "`first-failure` is `max-failures = 1`; leave `halt` out to never halt";
+                        self.error(
+                            &at("max-failures"),
+                            None,
+                            format!("expected an integer >= 1, found {n}"),
+                        )
+                        .with_help(Some(help.into()))
+                    }),
+                (None, Some(rate), after) => {
+                    let rate = parse_percent(rate).filter(|&r| r > 0.0).ok_or_else(|| {
+                        let message = format!(
+                            "expected a percentage above 0% and up to 100%, found {rate:?}"
+                        );
+                        self.error(&at("max-failure-rate"), None, message)
+                    })?;
+                    let after = after.unwrap_or(1);
+                    let after = u64::try_from(after)
+                        .ok()
+                        .filter(|&a| a >= 1)
+                        .ok_or_else(|| {
+                            self.error(
+                                &at("after"),
+                                None,
+                                format!("expected an integer >= 1, found {after}"),
+                            )
+                        })?;
+                    Ok(Halt::MaxFailureRate { rate, after })
+                }
+                (Some(_), Some(_), _) => Err(self.error(
+                    &at(""),
+                    None,
+                    "expected one of `max-failures` or `max-failure-rate`, found both".into(),
+                )),
+                (Some(_), None, Some(_)) => Err(self.error(
+                    &at("after"),
+                    None,
+                    "`after` goes with `max-failure-rate`, not `max-failures`".into(),
+                )),
+                (None, None, _) => Err(self.error(
+                    &at(""),
+                    None,
+                    "expected `max-failures = N` or `max-failure-rate = \"R%\"`, found neither"
+                        .into(),
+                )),
+            },
+        }
+    }
+}

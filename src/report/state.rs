@@ -1,0 +1,80 @@
+//! What a run directory's journal says happened: the state a resumed run starts from and a lost
+//! report is rebuilt from. Tasks are matched by their resume key, not their id.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::report::ReportError;
+use crate::report::journal::{
+    self, AttemptFinished, AttemptStarted, Record, RunFinished, RunStarted,
+};
+
+/// The journal, folded.
+#[derive(Debug, Default)]
+pub struct RunState {
+    /// The first `run_started`: the run's id and original start.
+    pub first: Option<RunStarted>,
+    /// The latest `run_started`: the job file and plan the journal's last records belong to.
+    pub last: Option<RunStarted>,
+    /// The latest finished attempt of each key.
+    pub finished: HashMap<String, AttemptFinished>,
+    /// Attempts that started and never finished, by key.
+    pub open: HashMap<String, AttemptStarted>,
+    /// The highest attempt number seen for each key.
+    pub attempts: HashMap<String, u32>,
+    /// The latest `run_finished`, if the last run ended properly.
+    pub ended: Option<RunFinished>,
+    /// The time of the latest record.
+    pub last_at: Option<String>,
+}
+
+impl RunState {
+    /// Reads and folds the journal of the run directory `dir`.
+    pub fn read(dir: &Path) -> Result<Self, ReportError> {
+        let mut state = Self::default();
+        for record in journal::read(&dir.join("journal.jsonl"))? {
+            state.apply(record);
+        }
+        Ok(state)
+    }
+
+    fn apply(&mut self, record: Record) {
+        match record {
+            Record::RunStarted(r) => {
+                self.last_at = Some(r.at.clone());
+                self.first.get_or_insert_with(|| r.clone());
+                self.last = Some(r);
+                self.ended = None;
+                // Attempts a killed engine left open were stopped with it.
+                self.open.clear();
+            }
+            Record::Started(s) => {
+                self.last_at = Some(s.at.clone());
+                self.bump(&s.key, s.attempt);
+                self.open.insert(s.key.clone(), s);
+            }
+            Record::Finished(f) => {
+                self.last_at = Some(f.at.clone());
+                self.bump(&f.key, f.attempt);
+                self.open.remove(&f.key);
+                self.finished.insert(f.key.clone(), f);
+            }
+            Record::RunFinished(r) => {
+                self.last_at = Some(r.at.clone());
+                self.ended = Some(r);
+            }
+        }
+    }
+
+    fn bump(&mut self, key: &str, attempt: u32) {
+        let seen = self.attempts.entry(key.to_owned()).or_default();
+        *seen = (*seen).max(attempt);
+    }
+
+    /// Whether the task with `key` has a successful outcome.
+    pub fn succeeded(&self, key: &str) -> bool {
+        self.finished
+            .get(key)
+            .is_some_and(|f| f.status == crate::exec::TaskStatus::Succeeded)
+    }
+}

@@ -1,0 +1,164 @@
+//! Scheduled runs: one run of a job at a time, and output fit for cron mail.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::{Job, Run, poolrun, range, wait_for};
+
+fn hold_lock(job: &Job) -> std::process::Child {
+    let child = poolrun()
+        .current_dir(job.dir.path())
+        .arg("run")
+        .arg(&job.path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "the first run's task to start",
+        || job.file("started").exists().then_some(()),
+    );
+    child
+}
+
+#[test]
+fn a_second_concurrent_run_exits_75_naming_the_holder() {
+    let job = Job::new(&format!(
+        "command = \"touch started; while [ ! -e release ]; do sleep 0.02; done\"\n{}",
+        range(1, 1)
+    ));
+    let first = hold_lock(&job);
+    let second = job.run(&[]);
+    assert_eq!(second.code, 75, "{}", second.stderr);
+    let run_id = std::fs::canonicalize(job.file("runs/job/latest")).unwrap();
+    let run_id = run_id.file_name().unwrap().to_str().unwrap();
+    assert!(second.stderr.contains(run_id), "{}", second.stderr);
+    assert!(
+        second.stderr.contains(&format!("pid {}", first.id())),
+        "{}",
+        second.stderr
+    );
+    std::fs::write(job.file("release"), "").unwrap();
+    let first: Run = crate::support::finish(first);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    // Released: the next run goes ahead.
+    assert_eq!(job.run(&[]).code, 0);
+}
+
+#[test]
+fn overlap_wait_runs_after_the_holder() {
+    let job = Job::new(&format!(
+        "command = \"touch started; echo $POOLRUN_RUN_ID >> order; while [ ! -e release ]; do sleep 0.02; done\"\n{}overlap = \"wait\"\n",
+        range(1, 1)
+    ));
+    let first = hold_lock(&job);
+    let second = poolrun()
+        .current_dir(job.dir.path())
+        .arg("run")
+        .arg(&job.path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The second run is waiting: it has not started its task.
+    wait_for(Duration::from_secs(10), "the second run to wait", || {
+        let text = std::fs::read_dir(job.file("runs/job")).ok()?.count();
+        (text >= 2).then_some(())
+    });
+    assert_eq!(
+        std::fs::read_to_string(job.file("order"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+    std::fs::write(job.file("release"), "").unwrap();
+    let first: Run = crate::support::finish(first);
+    let second: Run = crate::support::finish(second);
+    assert_eq!(
+        (first.code, second.code),
+        (0, 0),
+        "{} / {}",
+        first.stderr,
+        second.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(job.file("order"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+    assert!(
+        second.stderr.contains("waiting for run"),
+        "{}",
+        second.stderr
+    );
+}
+
+#[test]
+fn quiet_prints_nothing_on_success_and_the_summary_on_failure() {
+    let good = Job::new(&format!("command = \"echo hi\"\n{}", range(3, 2)));
+    let run = good.run(&["-q"]);
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, "", "")
+    );
+    let bad = Job::new(&format!("command = \"exit {{id}}\"\n{}", range(30, 2)));
+    let run = bad.run(&["--quiet"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("30 tasks: 1 succeeded, 29 failed"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn logs_without_a_terminal_are_plain_timestamped_and_short() {
+    let job = Job::new(&format!("command = \"exit {{id}}\"\n{}", range(100, 2)));
+    let run = job.run(&[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        !run.stderr.contains('\u{1b}'),
+        "no escape codes: {:?}",
+        run.stderr
+    );
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert!(lines.len() <= 25, "{} lines:\n{}", lines.len(), run.stderr);
+    for line in &lines[..lines.len() - 1] {
+        assert!(
+            line.starts_with("20") && line.as_bytes()[10] == b'T',
+            "timestamped: {line}"
+        );
+    }
+    assert!(
+        lines.last().unwrap().starts_with("poolrun: job: 100 tasks"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_report_of_a_running_run_is_not_rebuilt() {
+    let job = Job::new(&format!(
+        "command = \"touch started; while [ ! -e release ]; do sleep 0.02; done\"\n{}",
+        range(1, 1)
+    ));
+    let first = hold_lock(&job);
+    let out = poolrun()
+        .arg("report")
+        .arg(job.file("runs/job/latest"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!job.file("runs/job/latest/report.json").exists());
+    std::fs::write(job.file("release"), "").unwrap();
+    assert_eq!(crate::support::finish(first).code, 0);
+}
