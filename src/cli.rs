@@ -29,6 +29,9 @@ pub enum CliCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Print a plan of more than 10^9 tasks.
+        #[arg(long)]
+        allow_huge: bool,
     },
     /// Check job files; prints nothing but errors.
     Validate {
@@ -72,6 +75,9 @@ pub struct RunArgs {
     /// (default: the job's latest run).
     #[arg(long, value_name = "RUN_DIR|latest", num_args = 0..=1, default_missing_value = "latest")]
     pub resume: Option<PathBuf>,
+    /// Run a plan of more than 10^9 tasks.
+    #[arg(long)]
+    pub allow_huge: bool,
     /// With --resume: run even though the job file changed since the run.
     #[arg(long, requires = "resume")]
     pub force: bool,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::error::{Error, exit};
-use crate::job::{self, Overrides};
+use crate::job::{self, HUGE_PLAN, Job, Overrides};
 use crate::plan::{Plan, RunInfo, Task};
 
 /// One task as `poolrun plan --json` prints it.
@@ -23,8 +23,9 @@ struct PlannedTask<'a> {
     cwd: String,
 }
 
-pub(super) fn plan(path: &Path, json: bool) -> Result<u8, Error> {
+pub(super) fn plan(path: &Path, json: bool, allow_huge: bool) -> Result<u8, Error> {
     let job = Arc::new(job::load(path, &Overrides::default())?);
+    check_size(&job, allow_huge)?;
     let plan = Plan::new(Arc::clone(&job), RunInfo::new(&job));
     let mut out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
     let written = if json {
@@ -89,6 +90,18 @@ fn plan_table(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
             "{:>6} {:>12} {:>12} {:>8}  {command}",
             task.id, task.start, task.last, task.count
         )?;
+    }
+    Ok(())
+}
+
+/// Refuses a plan of more than `HUGE_PLAN` tasks without `--allow-huge`.
+pub(super) fn check_size(job: &Job, allow_huge: bool) -> Result<(), Error> {
+    let tasks = job.range.tasks();
+    if tasks > HUGE_PLAN && !allow_huge {
+        return Err(Error::Usage(format!(
+            "{}: the plan has {tasks} tasks, more than 10^9; set a larger `chunk-size`, or pass --allow-huge if you mean it",
+            job.source.path.display()
+        )));
     }
     Ok(())
 }

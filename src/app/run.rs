@@ -35,6 +35,7 @@ pub(super) fn run(args: &RunArgs) -> Result<u8, Error> {
         run_dir: args.run_dir.clone(),
     };
     let job = Arc::new(job::load(&args.job, &overrides)?);
+    super::plan::check_size(&job, args.allow_huge)?;
     if let Some(target) = &args.resume {
         return super::resume::resume(&job, target, args);
     }

@@ -13,7 +13,7 @@ use wait_timeout::ChildExt;
 
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
 use crate::exec::pool::{Context, Event, Started};
-use crate::exec::unix::{self, UnixSignal};
+use crate::exec::unix::{self, ChildSetup, UnixSignal};
 use crate::plan::Task;
 
 /// How much of stderr the report keeps.
@@ -60,7 +60,23 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
             return not_started(task, attempt, started_at, false, reason);
         }
     };
-    let mut command = command(&task, attempt, ctx, stdout, stderr);
+    // Kept until the attempt's processes are gone; then it is removed.
+    let cgroup = match (&ctx.cgroup, ctx.max_processes) {
+        (Some(parent), Some(max)) => match parent.task(&format!("{}-{attempt}", task.id), max) {
+            Ok(cgroup) => Some(cgroup),
+            Err(e) => {
+                let reason = format!("cannot make the task's process-limit cgroup: {e}");
+                return not_started(task, attempt, started_at, true, reason);
+            }
+        },
+        _ => None,
+    };
+    let setup = ChildSetup {
+        memory_limit: ctx.memory_limit,
+        nproc_limit: ctx.max_processes.filter(|_| cgroup.is_none()),
+        cgroup_procs: cgroup.as_ref().map(|c| c.procs.clone()),
+    };
+    let mut command = command(&task, attempt, ctx, (stdout, stderr), setup);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -198,8 +214,16 @@ fn keep_earlier_attempt(dir: &Path, task: &Task, previous: u32) {
     }
 }
 
-fn command(task: &Task, attempt: u32, ctx: &Context<'_>, stdout: File, stderr: File) -> Command {
+fn command(task: &Task, attempt: u32, ctx: &Context<'_>, output: (File, File), setup: ChildSetup) -> Command {
     let mut command = Command::new(&task.argv[0]);
+    if ctx.env_clear {
+        command.env_clear();
+        for name in ctx.env_pass {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
+        }
+    }
     command
         .args(&task.argv[1..])
         .current_dir(&task.cwd)
@@ -214,9 +238,9 @@ fn command(task: &Task, attempt: u32, ctx: &Context<'_>, stdout: File, stderr: F
         .env("POOLRUN_COUNT", task.count.to_string())
         .env("POOLRUN_ATTEMPT", attempt.to_string())
         .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr);
-    unix::new_process_group(&mut command);
+        .stdout(output.0)
+        .stderr(output.1);
+    unix::new_process_group(&mut command, setup);
     command
 }
 

@@ -4,6 +4,7 @@
 //! report stage the same outcomes through the same `Sink`.
 
 mod attempt;
+mod cgroup;
 mod outcome;
 mod pause;
 mod pool;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use signal_hook::consts::{SIGCONT, SIGTSTP};
 
 use crate::exec::attempt::run_attempt_guarded;
+use crate::exec::cgroup::PidsCgroup;
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
 use crate::exec::pause::PauseClock;
 use crate::exec::running::Running;
@@ -82,6 +83,11 @@ pub(crate) struct Context<'a> {
     pub run_dir: &'a Path,
     pub running: Running,
     pub pause: PauseClock,
+    pub env_clear: bool,
+    pub env_pass: &'a [String],
+    pub memory_limit: Option<u64>,
+    pub max_processes: Option<u32>,
+    pub cgroup: Option<PidsCgroup>,
     pub events: Sender<Event>,
 }
 
@@ -126,6 +132,19 @@ impl LocalPool<'_> {
             run_dir: &plan.run().dir,
             running: Running::default(),
             pause: PauseClock::default(),
+            env_clear: job.env_clear,
+            env_pass: &job.env_pass,
+            memory_limit: job.pool.memory_limit,
+            max_processes: job.pool.max_processes,
+            cgroup: job.pool.max_processes.and_then(|_| {
+                let cgroup = PidsCgroup::create(&plan.run().id);
+                if cgroup.is_none() {
+                    tracing::warn!(
+                        "no pids cgroup can be made here: `max-processes` falls back to RLIMIT_NPROC, which counts all of the user's processes and does not bind root"
+                    );
+                }
+                cgroup
+            }),
             events: tx,
         };
         let mut engine = Engine {

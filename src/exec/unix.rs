@@ -17,28 +17,45 @@ use nix::unistd::Pid;
 
 use crate::exec::procfs;
 
+/// What the child sets up for itself between fork and exec.
+#[derive(Debug, Default)]
+pub struct ChildSetup {
+    /// `RLIMIT_AS`, in bytes.
+    pub memory_limit: Option<u64>,
+    /// `RLIMIT_NPROC`, where no cgroup enforces the process limit.
+    pub nproc_limit: Option<u32>,
+    /// A cgroup's `cgroup.procs` to join.
+    pub cgroup_procs: Option<std::ffi::CString>,
+}
+
 /// Makes the command's process the leader of a new process group and, on Linux, asks the kernel
 /// to SIGKILL it should poolrun die without stopping it (its descendants are found by their
-/// environment when the run is resumed).
-pub fn new_process_group(command: &mut Command) {
+/// environment when the run is resumed); applies `setup`'s limits.
+pub fn new_process_group(command: &mut Command, setup: ChildSetup) {
     command.process_group(0);
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let parent = std::process::id();
-        #[allow(
-            unsafe_code,
-            reason = "pre_exec is the only way to run prctl in the child"
-        )]
-        // SAFETY: the closure runs between fork and exec and calls only prctl and getppid, which
-        // are async-signal-safe; it allocates nothing and takes no lock.
+        #[allow(unsafe_code, reason = "pre_exec is the only way to run prctl and setrlimit in the child")]
+        // SAFETY: the closure runs between fork and exec and makes only async-signal-safe system
+        // calls (prctl, getppid, open, write, close, setrlimit) on data prepared before the
+        // fork; it allocates nothing and takes no lock.
         unsafe {
             command.pre_exec(move || {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
                 // poolrun died before the prctl: nothing would deliver the signal any more.
                 if std::os::unix::process::parent_id() != parent {
-                    return Err(std::io::Error::other(
-                        "poolrun exited while starting the task",
-                    ));
+                    return Err(std::io::Error::other("poolrun exited while starting the task"));
+                }
+                if let Some(procs) = &setup.cgroup_procs {
+                    let fd = nix::fcntl::open(procs.as_c_str(), nix::fcntl::OFlag::O_WRONLY, nix::sys::stat::Mode::empty())?;
+                    nix::unistd::write(&fd, b"0")?;
+                }
+                if let Some(bytes) = setup.memory_limit {
+                    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes)?;
+                }
+                if let Some(n) = setup.nproc_limit {
+                    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NPROC, n.into(), n.into())?;
                 }
                 Ok(())
             });

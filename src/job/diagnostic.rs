@@ -123,10 +123,16 @@ pub fn render_path(path: &[KeyPart]) -> Option<String> {
     let mut out = String::new();
     for part in path {
         match part {
-            KeyPart::Key(k) if out.is_empty() => out.push_str(k),
             KeyPart::Key(k) => {
-                out.push('.');
-                out.push_str(k);
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                // A key that TOML would need to quote is shown quoted, control characters escaped.
+                if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                    out.push_str(k);
+                } else {
+                    let _ = write!(out, "\"{}\"", k.escape_default());
+                }
             }
             KeyPart::Index(i) => {
                 let _ = write!(out, "[{i}]");

@@ -28,6 +28,11 @@ pub struct JobFile {
     /// Variables added to the inherited environment; values may hold placeholders.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Start tasks from an empty environment (plus `env-pass`, `env` and the `POOLRUN_*`
+    /// variables) instead of poolrun's own; default false.
+    pub env_clear: Option<bool>,
+    /// With `env-clear`: the variables passed on from poolrun's environment, e.g. ["PATH", "HOME"].
+    pub env_pass: Option<Vec<String>>,
     /// The items to run over, cut into chunks: one task per chunk.
     pub range: RangeFile,
     /// How tasks run.
@@ -84,6 +89,14 @@ pub struct PoolFile {
     /// The whole run's time limit, e.g. "2h"; past it, running tasks are stopped and the run is
     /// halted. Default: none.
     pub deadline: Option<DurationValue>,
+    /// Each process of a task may map at most this much memory (`RLIMIT_AS`): "512MiB", "2GiB";
+    /// default: no limit.
+    #[schemars(pattern(r"^[0-9]+\s*([KMGT]i?B|B)?$"))]
+    pub memory_limit: Option<String>,
+    /// A task may have at most this many processes at once (a pids cgroup where poolrun can
+    /// make one, else `RLIMIT_NPROC`); default: no limit.
+    #[schemars(range(min = 1))]
+    pub max_processes: Option<i64>,
 }
 
 /// `[report]`.

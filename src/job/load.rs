@@ -118,7 +118,12 @@ fn serde_diagnostic(file: &str, text: &str, error: &toml::de::Error) -> Box<Diag
     let message = error
         .message()
         .trim()
-        .replace("expected i64", "expected a 64-bit integer");
+        .replace("expected i64", "expected a 64-bit integer")
+        .replace(" as i128", "");
+    let message = match message.split_once("expected struct ") {
+        Some((head, _)) => format!("{head}expected a table"),
+        None => message,
+    };
     // A missing key is reported on the table that lacks it; the whole document for the root.
     let missing = message
         .strip_prefix("missing field `")
@@ -215,6 +220,7 @@ impl Validator {
             None => None,
         };
         let env = self.env(&file.env)?;
+        let (env_clear, env_pass) = self.env_pass(&file)?;
         let range = self.range(&file)?;
         let pool = self.pool(&file, overrides)?;
         let (report_base, report_dir) = match (&overrides.run_dir, &file.report.dir) {
@@ -244,6 +250,8 @@ impl Validator {
             command,
             cwd,
             env,
+            env_clear,
+            env_pass,
             range,
             pool,
             report_base,
@@ -352,6 +360,21 @@ impl Validator {
                 Ok((name.clone(), self.template(&["env", name], value, &Placeholder::ALL)?))
             })
             .collect()
+    }
+
+    fn env_pass(&self, file: &JobFile) -> Check<(bool, Vec<String>)> {
+        let clear = file.env_clear.unwrap_or(false);
+        let pass = file.env_pass.clone().unwrap_or_default();
+        if !clear && !pass.is_empty() {
+            let help = "add `env-clear = true`; without it every variable is passed on".to_owned();
+            let message = "`env-pass` only has a meaning with `env-clear = true`".to_owned();
+            return Err(self.error(&["env-pass"], None, message).with_help(Some(help)));
+        }
+        if let Some((i, bad)) = pass.iter().enumerate().find(|(_, n)| n.is_empty() || n.contains(['=', '\0'])) {
+            let message = format!("expected an environment variable name without `=` or NUL, found {bad:?}");
+            return Err(self.error(&["env-pass", &format!("[{i}]")], None, message));
+        }
+        Ok((clear, pass))
     }
 
     fn range(&self, file: &JobFile) -> Check<Range> {

@@ -31,6 +31,15 @@ impl Validator {
                 None => self.error(&["pool", "processes"], None, message),
             });
         }
+        if let Some(limit) = nproc_limit().filter(|&l| resolved as u64 > l) {
+            let message = format!(
+                "processes = {processes} means {resolved} processes at once, but this user may run at most {limit} (RLIMIT_NPROC, `ulimit -u`)"
+            );
+            return Err(match overrides.processes {
+                Some(_) => Diagnostic::new("--processes", "", None, message),
+                None => self.error(&["pool", "processes"], None, message),
+            });
+        }
         let processes = NonZeroUsize::new(resolved).expect("resolve gives at least 1");
         let timeout = match (overrides.timeout, pool.timeout) {
             (Some(t), _) => Some(t),
@@ -51,7 +60,25 @@ impl Validator {
             halt_mode: pool.halt_mode.unwrap_or_default(),
             overlap: pool.overlap.unwrap_or_default(),
             deadline,
+            memory_limit: self.memory_limit(pool.memory_limit.as_deref())?,
+            max_processes: match pool.max_processes {
+                None => None,
+                Some(n) => Some(u32::try_from(n).ok().filter(|&n| n >= 1).ok_or_else(|| {
+                    self.error(&["pool", "max-processes"], None, format!("expected an integer >= 1, found {n}"))
+                })?),
+            },
         })
+    }
+
+    fn memory_limit(&self, text: Option<&str>) -> Check<Option<u64>> {
+        let Some(text) = text else { return Ok(None) };
+        match parse_bytes(text) {
+            Some(bytes) if bytes >= 1 << 20 => Ok(Some(bytes)),
+            _ => {
+                let message = format!("expected a size of at least 1MiB such as \"512MiB\" or \"2GiB\", found {text:?}");
+                Err(self.error(&["pool", "memory-limit"], None, message))
+            }
+        }
     }
 
     fn positive(&self, path: &[&str], d: Duration) -> Check<Duration> {
@@ -176,5 +203,48 @@ impl Validator {
                 )),
             },
         }
+    }
+}
+
+/// The soft `RLIMIT_NPROC`, unless unlimited.
+fn nproc_limit() -> Option<u64> {
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC).ok()?;
+    (soft != nix::sys::resource::RLIM_INFINITY).then_some(soft)
+}
+
+/// Parses "512MiB", "2GB", "1048576": a number and an optional unit, powers of 1024 for `KiB`
+/// to `TiB` and of 1000 for `KB` to `TB`.
+fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1000,
+        "MB" => 1000_u64.pow(2),
+        "GB" => 1000_u64.pow(3),
+        "TB" => 1000_u64.pow(4),
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        _ => return None,
+    };
+    number.checked_mul(scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("512MiB"), Some(512 << 20));
+        assert_eq!(parse_bytes("2 GB"), Some(2_000_000_000));
+        assert_eq!(parse_bytes("1048576"), Some(1 << 20));
+        assert_eq!(parse_bytes("1.5GiB"), None);
+        assert_eq!(parse_bytes("99999999999TiB"), None);
+        assert_eq!(parse_bytes("lots"), None);
     }
 }

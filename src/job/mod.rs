@@ -36,6 +36,10 @@ pub struct Job {
     pub cwd: Option<Template>,
     /// Variables added to each task's environment, in name order.
     pub env: Vec<(String, Template)>,
+    /// Whether tasks start from an empty environment.
+    pub env_clear: bool,
+    /// With `env_clear`: variables passed on from poolrun's environment.
+    pub env_pass: Vec<String>,
     /// The items and how they are chunked.
     pub range: Range,
     /// How tasks run.
@@ -83,6 +87,17 @@ pub struct Range {
     pub items: u64,
 }
 
+impl Range {
+    /// The number of tasks: chunks of `chunk_size` items.
+    pub fn tasks(&self) -> u64 {
+        self.items.div_ceil(self.chunk_size.get())
+    }
+}
+
+/// Plans of more tasks than this need `--allow-huge`: such a plan is more likely a mistake (a
+/// chunk size left out) than a wish, and its report alone would take hundreds of gigabytes.
+pub const HUGE_PLAN: u64 = 1_000_000_000;
+
 /// How tasks run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pool {
@@ -102,4 +117,8 @@ pub struct Pool {
     pub overlap: Overlap,
     /// The whole run's time limit.
     pub deadline: Option<Duration>,
+    /// `RLIMIT_AS` for each process of a task, in bytes.
+    pub memory_limit: Option<u64>,
+    /// The most processes a task may have at once.
+    pub max_processes: Option<u32>,
 }

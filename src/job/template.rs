@@ -347,3 +347,64 @@ mod tests {
         assert_eq!(t.render(&Fixed), "é2ü");
     }
 }
+
+#[cfg(test)]
+mod quoting {
+    use super::*;
+    use proptest::prelude::*;
+    use std::process::Command;
+
+    struct Arbitrary(String, Vec<String>);
+    impl Values for Arbitrary {
+        fn get(&self, _: Placeholder) -> String {
+            self.0.clone()
+        }
+        fn items(&self, f: &mut dyn FnMut(usize, &str)) {
+            for (i, item) in self.1.iter().enumerate() {
+                f(i, item);
+            }
+        }
+    }
+
+    /// Runs `script` with /bin/sh and returns what it printed.
+    fn sh(script: &str) -> Vec<u8> {
+        let out = Command::new("/bin/sh").arg("-c").arg(script).output().unwrap();
+        assert!(out.status.success(), "{script:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    /// Any text but NUL, which no argument can hold; weighted towards what shells treat specially.
+    fn text() -> impl Strategy<Value = String> {
+        let special = prop::sample::select(vec![
+            "'", "\"", "`", "$", "$(", "${", ")", ";", "&", "|", "\\", "\n", "*", "?", "[", "~", "-", "--", " ", "\t", "#", "!", "{}", "é", "\u{1F600}",
+        ]);
+        let piece = prop_oneof![3 => "[^\0]{0,6}", 2 => special.prop_map(str::to_owned)];
+        prop::collection::vec(piece, 0..8).prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// In a shell command, a value reaches the program byte for byte, whatever it holds.
+        #[test]
+        fn a_shell_value_arrives_literally(value in text(), items in prop::collection::vec(text(), 0..4)) {
+            let t = Template::parse("printf '%s\\0' {name} {items} -{name}-", &Placeholder::ALL).unwrap();
+            let script = t.render_shell(&Arbitrary(value.clone(), items.clone()));
+            let mut expected: Vec<u8> = Vec::new();
+            for word in std::iter::once(&value).chain(&items) {
+                expected.extend_from_slice(word.as_bytes());
+                expected.push(0);
+            }
+            expected.extend_from_slice(format!("-{value}-").as_bytes());
+            expected.push(0);
+            prop_assert_eq!(sh(&script), expected);
+        }
+
+        /// In an argv command, a placeholder stays inside its own argument, unchanged.
+        #[test]
+        fn an_argv_value_is_the_argument(value in text()) {
+            let t = Template::parse("--x={name}", &Placeholder::ALL).unwrap();
+            prop_assert_eq!(t.render(&Arbitrary(value.clone(), vec![])), format!("--x={value}"));
+        }
+    }
+}

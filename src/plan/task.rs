@@ -56,8 +56,7 @@ pub struct Plan {
 impl Plan {
     /// The plan for `run` of `job`.
     pub fn new(job: Arc<Job>, run: RunInfo) -> Self {
-        let range = job.range;
-        let len = range.items.div_ceil(range.chunk_size.get());
+        let len = job.range.tasks();
         Self { job, run, len }
     }
 
