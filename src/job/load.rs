@@ -18,6 +18,9 @@ use crate::job::{Command, Job, JobSource, Range};
 /// Job files larger than this are refused before parsing: no real job file comes close.
 const MAX_JOB_FILE_BYTES: u64 = 1 << 20;
 
+/// The largest chunk `{items}` may list: about 1 MB of arguments, well inside Linux's limit.
+const MAX_ITEMS_CHUNK: u64 = 100_000;
+
 /// The default run directory, relative to the job file's folder.
 pub const DEFAULT_REPORT_DIR: &str = "runs/{name}/{run-id}";
 
@@ -52,6 +55,20 @@ pub fn load_copy(copy: &Path, original: &Path, overrides: &Overrides) -> Result<
 
 fn load_as(path: &Path, absolute: &Path, overrides: &Overrides) -> Result<Job, JobError> {
     let (text, sha256) = read_text(path)?;
+    from_text(path, absolute, text, sha256, overrides)
+}
+
+/// Parses and validates job-file `text` as if read from `path` (for messages; its folder is where
+/// relative paths start). For tests and fuzzing: `load` is the way in for files.
+pub fn parse(path: &Path, text: &str, overrides: &Overrides) -> Result<Job, JobError> {
+    let sha256 = Sha256::digest(text.as_bytes()).iter().fold(String::new(), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    });
+    from_text(path, path, text.to_owned(), sha256, overrides)
+}
+
+fn from_text(path: &Path, absolute: &Path, text: String, sha256: String, overrides: &Overrides) -> Result<Job, JobError> {
     let shown = path.display().to_string();
     let file: JobFile = toml::from_str(&text).map_err(|e| serde_diagnostic(&shown, &text, &e))?;
     let base_dir = absolute.parent().unwrap_or(Path::new("/")).to_owned();
@@ -222,6 +239,7 @@ impl Validator {
         let env = self.env(&file.env)?;
         let (env_clear, env_pass) = self.env_pass(&file)?;
         let range = self.range(&file)?;
+        self.items_fit(&command, cwd.as_ref(), &env, range)?;
         let pool = self.pool(&file, overrides)?;
         let (report_base, report_dir) = match (&overrides.run_dir, &file.report.dir) {
             (Some(dir), _) => {
@@ -375,6 +393,32 @@ impl Validator {
             return Err(self.error(&["env-pass", &format!("[{i}]")], None, message));
         }
         Ok((clear, pass))
+    }
+
+    /// `{items}` puts a whole chunk on one command line (or in one variable): the chunk must fit
+    /// in what the kernel passes to a program, and in poolrun's memory.
+    fn items_fit(&self, command: &Command, cwd: Option<&Template>, env: &[(String, Template)], range: Range) -> Check<()> {
+        let chunk = range.chunk_size.get();
+        if chunk <= MAX_ITEMS_CHUNK {
+            return Ok(());
+        }
+        let templates: Vec<(Vec<String>, &Template)> = match command {
+            Command::Shell(t) => vec![(vec!["command".to_owned()], t)],
+            Command::Argv(args) => args.iter().enumerate().map(|(i, t)| (vec!["command".to_owned(), format!("[{i}]")], t)).collect(),
+        }
+        .into_iter()
+        .chain(cwd.map(|t| (vec!["cwd".to_owned()], t)))
+        .chain(env.iter().map(|(k, t)| (vec!["env".to_owned(), k.clone()], t)))
+        .collect();
+        match templates.into_iter().find(|(_, t)| t.uses(Placeholder::Items)) {
+            None => Ok(()),
+            Some((path, _)) => {
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                let message = format!("`{{items}}` with chunk-size = {chunk} puts {chunk} items in one value; at most {MAX_ITEMS_CHUNK} fit");
+                let help = "use a smaller `chunk-size`, or pass the bounds with `{start}` and `{last}`".to_owned();
+                Err(self.error(&path, None, message).with_help(Some(help)))
+            }
+        }
     }
 
     fn range(&self, file: &JobFile) -> Check<Range> {

@@ -4,6 +4,8 @@
 pub mod diagnostic;
 mod error;
 pub mod file;
+#[cfg(test)]
+mod fuzz;
 mod load;
 mod load_pool;
 pub mod policy;
@@ -15,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use error::JobError;
-pub use load::{DEFAULT_GRACE_PERIOD, DEFAULT_REPORT_DIR, Overrides, load, load_copy, read_text};
+pub use load::{DEFAULT_GRACE_PERIOD, DEFAULT_REPORT_DIR, Overrides, load, load_copy, parse, read_text};
 use policy::{Halt, HaltMode, Overlap, Retry};
 use template::Template;
 

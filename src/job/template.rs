@@ -378,7 +378,12 @@ mod quoting {
         let special = prop::sample::select(vec![
             "'", "\"", "`", "$", "$(", "${", ")", ";", "&", "|", "\\", "\n", "*", "?", "[", "~", "-", "--", " ", "\t", "#", "!", "{}", "é", "\u{1F600}",
         ]);
-        let piece = prop_oneof![3 => "[^\0]{0,6}", 2 => special.prop_map(str::to_owned)];
+        let piece = prop_oneof![
+            3 => "[ -~]{0,6}",
+            2 => "[a-z0-9_]{1,3}",
+            1 => "[^\0]{0,4}",
+            2 => special.prop_map(str::to_owned),
+        ];
         prop::collection::vec(piece, 0..8).prop_map(|parts| parts.concat())
     }
 
