@@ -13,7 +13,11 @@ pub fn main(cli: Cli) -> u8 {
             init_logging(args.verbose, args.quiet);
             super::run::run(&args)
         }
-        CliCommand::Plan { job, json, allow_huge } => super::plan::plan(&job, json, allow_huge),
+        CliCommand::Plan {
+            job,
+            json,
+            allow_huge,
+        } => super::plan::plan(&job, json, allow_huge),
         CliCommand::Validate { jobs } => Ok(super::show::validate(&jobs)),
         CliCommand::Report {
             run_dir,

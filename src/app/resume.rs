@@ -96,7 +96,8 @@ fn check_job_unchanged(job: &Job, dir: &Path, force: bool) -> Result<(), Error> 
     tracing::warn!("the job file changed since the run (--force):\n{changes}");
     let kept = dir.join(format!("job.{}.toml", &old_sha[..12]));
     fs::rename(&copy, &kept).map_err(ReportError::io("keep the old job file as", &kept))?;
-    fs::write(&copy, &job.source.text).map_err(ReportError::io("copy the job file to", &copy))?;
+    crate::report::write_file(&copy, job.source.text.as_bytes())
+        .map_err(ReportError::io("copy the job file to", &copy))?;
     Ok(())
 }
 

@@ -49,7 +49,8 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
     if attempt > 1 {
         keep_earlier_attempt(ctx.tasks_dir, &task, attempt - 1);
     }
-    let files = File::create(&out_path).and_then(|out| Ok((out, File::create(&err_path)?)));
+    let files = crate::report::create_file(&out_path)
+        .and_then(|out| Ok((out, crate::report::create_file(&err_path)?)));
     let (stdout, stderr) = match files {
         Ok(files) => files,
         Err(e) => {
@@ -214,7 +215,13 @@ fn keep_earlier_attempt(dir: &Path, task: &Task, previous: u32) {
     }
 }
 
-fn command(task: &Task, attempt: u32, ctx: &Context<'_>, output: (File, File), setup: ChildSetup) -> Command {
+fn command(
+    task: &Task,
+    attempt: u32,
+    ctx: &Context<'_>,
+    output: (File, File),
+    setup: ChildSetup,
+) -> Command {
     let mut command = Command::new(&task.argv[0]);
     if ctx.env_clear {
         command.env_clear();

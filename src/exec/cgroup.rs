@@ -28,9 +28,14 @@ impl PidsCgroup {
         let path = own.lines().find_map(|line| {
             let mut parts = line.splitn(3, ':');
             let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            controllers.split(',').any(|c| c == "pids").then(|| path.trim_start_matches('/').to_owned())
+            controllers
+                .split(',')
+                .any(|c| c == "pids")
+                .then(|| path.trim_start_matches('/').to_owned())
         })?;
-        let dir = Path::new("/sys/fs/cgroup/pids").join(path).join(format!("poolrun-{run_id}"));
+        let dir = Path::new("/sys/fs/cgroup/pids")
+            .join(path)
+            .join(format!("poolrun-{run_id}"));
         fs::create_dir(&dir).ok()?;
         Some(Self { dir })
     }
@@ -40,8 +45,12 @@ impl PidsCgroup {
         let dir = self.dir.join(name);
         fs::create_dir(&dir)?;
         fs::write(dir.join("pids.max"), max.to_string())?;
-        let procs = CString::new(dir.join("cgroup.procs").into_os_string().into_encoded_bytes())
-            .map_err(std::io::Error::other)?;
+        let procs = CString::new(
+            dir.join("cgroup.procs")
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .map_err(std::io::Error::other)?;
         Ok(TaskCgroup { dir, procs })
     }
 }

@@ -36,7 +36,10 @@ pub fn new_process_group(command: &mut Command, setup: ChildSetup) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let parent = std::process::id();
-        #[allow(unsafe_code, reason = "pre_exec is the only way to run prctl and setrlimit in the child")]
+        #[allow(
+            unsafe_code,
+            reason = "pre_exec is the only way to run prctl and setrlimit in the child"
+        )]
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe system
         // calls (prctl, getppid, open, write, close, setrlimit) on data prepared before the
         // fork; it allocates nothing and takes no lock.
@@ -45,17 +48,31 @@ pub fn new_process_group(command: &mut Command, setup: ChildSetup) {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
                 // poolrun died before the prctl: nothing would deliver the signal any more.
                 if std::os::unix::process::parent_id() != parent {
-                    return Err(std::io::Error::other("poolrun exited while starting the task"));
+                    return Err(std::io::Error::other(
+                        "poolrun exited while starting the task",
+                    ));
                 }
                 if let Some(procs) = &setup.cgroup_procs {
-                    let fd = nix::fcntl::open(procs.as_c_str(), nix::fcntl::OFlag::O_WRONLY, nix::sys::stat::Mode::empty())?;
+                    let fd = nix::fcntl::open(
+                        procs.as_c_str(),
+                        nix::fcntl::OFlag::O_WRONLY,
+                        nix::sys::stat::Mode::empty(),
+                    )?;
                     nix::unistd::write(&fd, b"0")?;
                 }
                 if let Some(bytes) = setup.memory_limit {
-                    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes)?;
+                    nix::sys::resource::setrlimit(
+                        nix::sys::resource::Resource::RLIMIT_AS,
+                        bytes,
+                        bytes,
+                    )?;
                 }
                 if let Some(n) = setup.nproc_limit {
-                    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NPROC, n.into(), n.into())?;
+                    nix::sys::resource::setrlimit(
+                        nix::sys::resource::Resource::RLIMIT_NPROC,
+                        n.into(),
+                        n.into(),
+                    )?;
                 }
                 Ok(())
             });

@@ -128,7 +128,10 @@ pub fn render_path(path: &[KeyPart]) -> Option<String> {
                     out.push('.');
                 }
                 // A key that TOML would need to quote is shown quoted, control characters escaped.
-                if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                if !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
                     out.push_str(k);
                 } else {
                     let _ = write!(out, "\"{}\"", k.escape_default());

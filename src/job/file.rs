@@ -31,7 +31,7 @@ pub struct JobFile {
     /// Start tasks from an empty environment (plus `env-pass`, `env` and the `POOLRUN_*`
     /// variables) instead of poolrun's own; default false.
     pub env_clear: Option<bool>,
-    /// With `env-clear`: the variables passed on from poolrun's environment, e.g. ["PATH", "HOME"].
+    /// With `env-clear`: the variables passed on from poolrun's environment, e.g. `["PATH", "HOME"]`.
     pub env_pass: Option<Vec<String>>,
     /// The items to run over, cut into chunks: one task per chunk.
     pub range: RangeFile,

@@ -14,19 +14,47 @@ use crate::job::{Overrides, parse};
 use crate::plan::{Plan, RunInfo, TaskId};
 
 /// Keys, valid and not, that a job file might hold, by table.
-const TOP: &[&str] = &["name", "description", "cwd", "env-clear", "env-pass", "comand"];
+const TOP: &[&str] = &[
+    "name",
+    "description",
+    "cwd",
+    "env-clear",
+    "env-pass",
+    "comand",
+];
 const RANGE: &[&str] = &["start", "end", "step", "chunk-size", "chunk_size", "stop"];
 const POOL: &[&str] = &[
-    "processes", "timeout", "grace-period", "retries", "retry-delay", "retry-on", "halt", "halt-mode", "overlap",
-    "deadline", "memory-limit", "max-processes", "timout",
+    "processes",
+    "timeout",
+    "grace-period",
+    "retries",
+    "retry-delay",
+    "retry-on",
+    "halt",
+    "halt-mode",
+    "overlap",
+    "deadline",
+    "memory-limit",
+    "max-processes",
+    "timout",
 ];
 
 fn integer() -> impl Strategy<Value = String> {
     prop_oneof![
         (-20i64..20).prop_map(|n| n.to_string()),
         prop::sample::select(vec![
-            "0", "1", "-1", "9223372036854775807", "-9223372036854775808", "9223372036854775808",
-            "4611686018427387904", "1000000000", "0x10", "1_000", "+5", "1e3",
+            "0",
+            "1",
+            "-1",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "4611686018427387904",
+            "1000000000",
+            "0x10",
+            "1_000",
+            "+5",
+            "1e3",
         ])
         .prop_map(str::to_owned),
         any::<i64>().prop_map(|n| n.to_string()),
@@ -35,12 +63,48 @@ fn integer() -> impl Strategy<Value = String> {
 
 fn string() -> impl Strategy<Value = String> {
     let fragment = prop::sample::select(vec![
-        "{id}", "{start}", "{last}", "{end}", "{count}", "{items}", "{name}", "{run-id}", "{", "}", "{{", "}}", "{x}",
-        "echo ", "30s", "1m 30s", "0s", "-1s", "auto", "50%", "0%", "1 fortnight", "512MiB", "first-failure",
-        "soon", "now", "wait", "skip", "failed", "timed_out", "$HOME", "${HOME}", "'", "\\\\", "\\u0000", "é",
+        "{id}",
+        "{start}",
+        "{last}",
+        "{end}",
+        "{count}",
+        "{items}",
+        "{name}",
+        "{run-id}",
+        "{",
+        "}",
+        "{{",
+        "}}",
+        "{x}",
+        "echo ",
+        "30s",
+        "1m 30s",
+        "0s",
+        "-1s",
+        "auto",
+        "50%",
+        "0%",
+        "1 fortnight",
+        "512MiB",
+        "first-failure",
+        "soon",
+        "now",
+        "wait",
+        "skip",
+        "failed",
+        "timed_out",
+        "$HOME",
+        "${HOME}",
+        "'",
+        "\\\\",
+        "\\u0000",
+        "é",
     ]);
-    prop::collection::vec(prop_oneof![3 => fragment.prop_map(str::to_owned), 1 => "[ -~]{0,5}"], 0..5)
-        .prop_map(|parts| format!("\"{}\"", parts.concat().replace('"', "")))
+    prop::collection::vec(
+        prop_oneof![3 => fragment.prop_map(str::to_owned), 1 => "[ -~]{0,5}"],
+        0..5,
+    )
+    .prop_map(|parts| format!("\"{}\"", parts.concat().replace('"', "")))
 }
 
 fn value() -> impl Strategy<Value = String> {
@@ -54,8 +118,20 @@ fn value() -> impl Strategy<Value = String> {
     leaf.prop_recursive(2, 8, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(", "))),
-            prop::collection::vec((prop::sample::select(POOL.iter().chain(RANGE).copied().collect::<Vec<_>>()), inner), 0..3)
-                .prop_map(|kv| format!("{{ {} }}", kv.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", "))),
+            prop::collection::vec(
+                (
+                    prop::sample::select(POOL.iter().chain(RANGE).copied().collect::<Vec<_>>()),
+                    inner
+                ),
+                0..3
+            )
+            .prop_map(|kv| format!(
+                "{{ {} }}",
+                kv.iter()
+                    .map(|(k, v)| format!("{k} = {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         ]
     })
 }
@@ -64,9 +140,29 @@ fn value() -> impl Strategy<Value = String> {
 fn value_for(key: &'static str) -> BoxedStrategy<String> {
     let good: BoxedStrategy<String> = match key {
         "start" | "end" | "step" | "chunk-size" | "retries" | "max-processes" => integer().boxed(),
-        "processes" => prop_oneof![(0i64..6).prop_map(|n| n.to_string()), Just("\"auto\"".to_owned()), Just("\"50%\"".to_owned())].boxed(),
-        "timeout" | "grace-period" | "deadline" | "retry-delay" => prop::sample::select(vec!["\"1s\"", "\"250ms\"", "\"0s\"", "\"2h\"", "{ initial = \"1s\", factor = 2 }"]).prop_map(str::to_owned).boxed(),
-        "halt" => prop::sample::select(vec!["\"never\"", "\"first-failure\"", "{ max-failures = 2 }", "{ max-failure-rate = \"10%\", after = 3 }"]).prop_map(str::to_owned).boxed(),
+        "processes" => prop_oneof![
+            (0i64..6).prop_map(|n| n.to_string()),
+            Just("\"auto\"".to_owned()),
+            Just("\"50%\"".to_owned())
+        ]
+        .boxed(),
+        "timeout" | "grace-period" | "deadline" | "retry-delay" => prop::sample::select(vec![
+            "\"1s\"",
+            "\"250ms\"",
+            "\"0s\"",
+            "\"2h\"",
+            "{ initial = \"1s\", factor = 2 }",
+        ])
+        .prop_map(str::to_owned)
+        .boxed(),
+        "halt" => prop::sample::select(vec![
+            "\"never\"",
+            "\"first-failure\"",
+            "{ max-failures = 2 }",
+            "{ max-failure-rate = \"10%\", after = 3 }",
+        ])
+        .prop_map(str::to_owned)
+        .boxed(),
         "env-clear" => Just("true".to_owned()).boxed(),
         "env-pass" | "retry-on" => Just("[\"PATH\", \"failed\"]".to_owned()).boxed(),
         _ => string().boxed(),
@@ -76,52 +172,109 @@ fn value_for(key: &'static str) -> BoxedStrategy<String> {
 
 fn table(name: &'static str, keys: &'static [&'static str]) -> impl Strategy<Value = String> {
     prop::sample::subsequence(keys, 0..keys.len().min(6))
-        .prop_flat_map(|keys| keys.into_iter().map(|k| value_for(k).prop_map(move |v| (k, v))).collect::<Vec<_>>())
+        .prop_flat_map(|keys| {
+            keys.into_iter()
+                .map(|k| value_for(k).prop_map(move |v| (k, v)))
+                .collect::<Vec<_>>()
+        })
         .prop_map(move |entries| {
-        let body: String = entries.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
-        if name.is_empty() { body } else { format!("[{name}]\n{body}") }
-    })
+            let body: String = entries
+                .iter()
+                .fold(String::new(), |body, (k, v)| body + k + " = " + v + "\n");
+            if name.is_empty() {
+                body
+            } else {
+                format!("[{name}]\n{body}")
+            }
+        })
 }
 
 /// A job file: mostly well-formed TOML with plausible keys and values, sometimes mangled.
 fn job_file() -> impl Strategy<Value = String> {
-    let sane_range = (-50i64..50, -50i64..50, prop_oneof![Just(1i64), Just(-1), -5i64..5], 1i64..7)
-        .prop_map(|(s, e, step, c)| format!("[range]\nstart = {s}\nend = {e}\nstep = {step}\nchunk-size = {c}\n"));
+    let sane_range = (
+        -50i64..50,
+        -50i64..50,
+        prop_oneof![Just(1i64), Just(-1), -5i64..5],
+        1i64..7,
+    )
+        .prop_map(|(s, e, step, c)| {
+            format!("[range]\nstart = {s}\nend = {e}\nstep = {step}\nchunk-size = {c}\n")
+        });
     let command = prop_oneof![
         string().prop_map(|s| format!("command = {s}\n")),
-        prop::collection::vec(string(), 0..4).prop_map(|v| format!("command = [{}]\n", v.join(", "))),
+        prop::collection::vec(string(), 0..4)
+            .prop_map(|v| format!("command = [{}]\n", v.join(", "))),
     ];
-    let text = (command, table("", TOP), prop_oneof![sane_range, table("range", RANGE).boxed()], table("pool", POOL), table("report", &["dir", "directory"]));
-    (text, any::<u16>(), any::<u8>()).prop_map(|((command, top, range, pool, report), cut, byte)| {
-        let mut text = format!("{command}{top}{range}{pool}{report}");
-        // One time in eight, damage the text: cut it short or drop in a byte.
-        match byte % 8 {
-            0 if !text.is_empty() => text.truncate(text.floor_char_boundary(usize::from(cut) % text.len())),
-            1 if !text.is_empty() => {
-                let at = text.floor_char_boundary(usize::from(cut) % text.len());
-                text.insert(at, char::from(byte % 128));
+    let text = (
+        command,
+        table("", TOP),
+        prop_oneof![sane_range, table("range", RANGE).boxed()],
+        table("pool", POOL),
+        table("report", &["dir", "directory"]),
+    );
+    (text, any::<u16>(), any::<u8>()).prop_map(
+        |((command, top, range, pool, report), cut, byte)| {
+            let mut text = format!("{command}{top}{range}{pool}{report}");
+            // One time in eight, damage the text: cut it short or drop in a byte.
+            match byte % 8 {
+                0 if !text.is_empty() => {
+                    text.truncate(text.floor_char_boundary(usize::from(cut) % text.len()));
+                }
+                1 if !text.is_empty() => {
+                    let at = text.floor_char_boundary(usize::from(cut) % text.len());
+                    text.insert(at, char::from(byte % 128));
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        text
-    })
+            text
+        },
+    )
 }
 
 /// A job file made only of valid keys with plausible values: most of these load, and their plans
 /// are what gets exercised.
 fn plausible_job() -> impl Strategy<Value = String> {
-    let placeholder = prop::sample::select(vec!["{id}", "{start}", "{last}", "{end}", "{count}", "{items}", "{name}", "{run-id}", "{{", "}}", "x", " ", "'", "$"]);
-    let command = prop::collection::vec(placeholder, 1..6).prop_map(|p| format!("command = \"echo {}\"\n", p.concat()));
-    let range = (integer(), integer(), prop_oneof![Just(1i64), Just(-1), -5i64..5, any::<i64>()], prop_oneof![1i64..7, any::<i64>()])
-        .prop_map(|(s, e, step, c)| format!("[range]\nstart = {s}\nend = {e}\nstep = {step}\nchunk-size = {c}\n"));
-    let pool = prop::sample::subsequence(&["processes", "timeout", "grace-period", "retries", "retry-delay", "halt", "deadline"][..], 0..4)
-        .prop_flat_map(|keys| keys.into_iter().map(|k| value_for(k).prop_map(move |v| format!("{k} = {v}\n"))).collect::<Vec<_>>())
-        .prop_map(|lines| format!("[pool]\n{}", lines.concat()));
+    let placeholder = prop::sample::select(vec![
+        "{id}", "{start}", "{last}", "{end}", "{count}", "{items}", "{name}", "{run-id}", "{{",
+        "}}", "x", " ", "'", "$",
+    ]);
+    let command = prop::collection::vec(placeholder, 1..6)
+        .prop_map(|p| format!("command = \"echo {}\"\n", p.concat()));
+    let range = (
+        integer(),
+        integer(),
+        prop_oneof![Just(1i64), Just(-1), -5i64..5, any::<i64>()],
+        prop_oneof![1i64..7, any::<i64>()],
+    )
+        .prop_map(|(s, e, step, c)| {
+            format!("[range]\nstart = {s}\nend = {e}\nstep = {step}\nchunk-size = {c}\n")
+        });
+    let pool = prop::sample::subsequence(
+        &[
+            "processes",
+            "timeout",
+            "grace-period",
+            "retries",
+            "retry-delay",
+            "halt",
+            "deadline",
+        ][..],
+        0..4,
+    )
+    .prop_flat_map(|keys| {
+        keys.into_iter()
+            .map(|k| value_for(k).prop_map(move |v| format!("{k} = {v}\n")))
+            .collect::<Vec<_>>()
+    })
+    .prop_map(|lines| format!("[pool]\n{}", lines.concat()));
     (command, range, pool).prop_map(|(c, r, p)| format!("{c}{r}{p}"))
 }
 
 fn cases() -> u32 {
-    std::env::var("POOLRUN_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(300)
+    std::env::var("POOLRUN_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300)
 }
 
 proptest! {

@@ -61,14 +61,22 @@ fn load_as(path: &Path, absolute: &Path, overrides: &Overrides) -> Result<Job, J
 /// Parses and validates job-file `text` as if read from `path` (for messages; its folder is where
 /// relative paths start). For tests and fuzzing: `load` is the way in for files.
 pub fn parse(path: &Path, text: &str, overrides: &Overrides) -> Result<Job, JobError> {
-    let sha256 = Sha256::digest(text.as_bytes()).iter().fold(String::new(), |mut hex, b| {
-        let _ = write!(hex, "{b:02x}");
-        hex
-    });
+    let sha256 = Sha256::digest(text.as_bytes())
+        .iter()
+        .fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
     from_text(path, path, text.to_owned(), sha256, overrides)
 }
 
-fn from_text(path: &Path, absolute: &Path, text: String, sha256: String, overrides: &Overrides) -> Result<Job, JobError> {
+fn from_text(
+    path: &Path,
+    absolute: &Path,
+    text: String,
+    sha256: String,
+    overrides: &Overrides,
+) -> Result<Job, JobError> {
     let shown = path.display().to_string();
     let file: JobFile = toml::from_str(&text).map_err(|e| serde_diagnostic(&shown, &text, &e))?;
     let base_dir = absolute.parent().unwrap_or(Path::new("/")).to_owned();
@@ -386,10 +394,17 @@ impl Validator {
         if !clear && !pass.is_empty() {
             let help = "add `env-clear = true`; without it every variable is passed on".to_owned();
             let message = "`env-pass` only has a meaning with `env-clear = true`".to_owned();
-            return Err(self.error(&["env-pass"], None, message).with_help(Some(help)));
+            return Err(self
+                .error(&["env-pass"], None, message)
+                .with_help(Some(help)));
         }
-        if let Some((i, bad)) = pass.iter().enumerate().find(|(_, n)| n.is_empty() || n.contains(['=', '\0'])) {
-            let message = format!("expected an environment variable name without `=` or NUL, found {bad:?}");
+        if let Some((i, bad)) = pass
+            .iter()
+            .enumerate()
+            .find(|(_, n)| n.is_empty() || n.contains(['=', '\0']))
+        {
+            let message =
+                format!("expected an environment variable name without `=` or NUL, found {bad:?}");
             return Err(self.error(&["env-pass", &format!("[{i}]")], None, message));
         }
         Ok((clear, pass))
@@ -397,25 +412,45 @@ impl Validator {
 
     /// `{items}` puts a whole chunk on one command line (or in one variable): the chunk must fit
     /// in what the kernel passes to a program, and in poolrun's memory.
-    fn items_fit(&self, command: &Command, cwd: Option<&Template>, env: &[(String, Template)], range: Range) -> Check<()> {
+    fn items_fit(
+        &self,
+        command: &Command,
+        cwd: Option<&Template>,
+        env: &[(String, Template)],
+        range: Range,
+    ) -> Check<()> {
         let chunk = range.chunk_size.get();
         if chunk <= MAX_ITEMS_CHUNK {
             return Ok(());
         }
         let templates: Vec<(Vec<String>, &Template)> = match command {
             Command::Shell(t) => vec![(vec!["command".to_owned()], t)],
-            Command::Argv(args) => args.iter().enumerate().map(|(i, t)| (vec!["command".to_owned(), format!("[{i}]")], t)).collect(),
+            Command::Argv(args) => args
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (vec!["command".to_owned(), format!("[{i}]")], t))
+                .collect(),
         }
         .into_iter()
         .chain(cwd.map(|t| (vec!["cwd".to_owned()], t)))
-        .chain(env.iter().map(|(k, t)| (vec!["env".to_owned(), k.clone()], t)))
+        .chain(
+            env.iter()
+                .map(|(k, t)| (vec!["env".to_owned(), k.clone()], t)),
+        )
         .collect();
-        match templates.into_iter().find(|(_, t)| t.uses(Placeholder::Items)) {
+        match templates
+            .into_iter()
+            .find(|(_, t)| t.uses(Placeholder::Items))
+        {
             None => Ok(()),
             Some((path, _)) => {
                 let path: Vec<&str> = path.iter().map(String::as_str).collect();
-                let message = format!("`{{items}}` with chunk-size = {chunk} puts {chunk} items in one value; at most {MAX_ITEMS_CHUNK} fit");
-                let help = "use a smaller `chunk-size`, or pass the bounds with `{start}` and `{last}`".to_owned();
+                let message = format!(
+                    "`{{items}}` with chunk-size = {chunk} puts {chunk} items in one value; at most {MAX_ITEMS_CHUNK} fit"
+                );
+                let help =
+                    "use a smaller `chunk-size`, or pass the bounds with `{start}` and `{last}`"
+                        .to_owned();
                 Err(self.error(&path, None, message).with_help(Some(help)))
             }
         }

@@ -64,7 +64,11 @@ impl Validator {
             max_processes: match pool.max_processes {
                 None => None,
                 Some(n) => Some(u32::try_from(n).ok().filter(|&n| n >= 1).ok_or_else(|| {
-                    self.error(&["pool", "max-processes"], None, format!("expected an integer >= 1, found {n}"))
+                    self.error(
+                        &["pool", "max-processes"],
+                        None,
+                        format!("expected an integer >= 1, found {n}"),
+                    )
                 })?),
             },
         })
@@ -75,7 +79,9 @@ impl Validator {
         match parse_bytes(text) {
             Some(bytes) if bytes >= 1 << 20 => Ok(Some(bytes)),
             _ => {
-                let message = format!("expected a size of at least 1MiB such as \"512MiB\" or \"2GiB\", found {text:?}");
+                let message = format!(
+                    "expected a size of at least 1MiB such as \"512MiB\" or \"2GiB\", found {text:?}"
+                );
                 Err(self.error(&["pool", "memory-limit"], None, message))
             }
         }
@@ -208,7 +214,8 @@ impl Validator {
 
 /// The soft `RLIMIT_NPROC`, unless unlimited.
 fn nproc_limit() -> Option<u64> {
-    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC).ok()?;
+    let (soft, _) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC).ok()?;
     (soft != nix::sys::resource::RLIM_INFINITY).then_some(soft)
 }
 
@@ -216,7 +223,9 @@ fn nproc_limit() -> Option<u64> {
 /// to `TiB` and of 1000 for `KB` to `TB`.
 fn parse_bytes(text: &str) -> Option<u64> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: u64 = number.parse().ok()?;
     let scale: u64 = match unit.trim() {

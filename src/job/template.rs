@@ -368,15 +368,47 @@ mod quoting {
 
     /// Runs `script` with /bin/sh and returns what it printed.
     fn sh(script: &str) -> Vec<u8> {
-        let out = Command::new("/bin/sh").arg("-c").arg(script).output().unwrap();
-        assert!(out.status.success(), "{script:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     }
 
     /// Any text but NUL, which no argument can hold; weighted towards what shells treat specially.
     fn text() -> impl Strategy<Value = String> {
         let special = prop::sample::select(vec![
-            "'", "\"", "`", "$", "$(", "${", ")", ";", "&", "|", "\\", "\n", "*", "?", "[", "~", "-", "--", " ", "\t", "#", "!", "{}", "é", "\u{1F600}",
+            "'",
+            "\"",
+            "`",
+            "$",
+            "$(",
+            "${",
+            ")",
+            ";",
+            "&",
+            "|",
+            "\\",
+            "\n",
+            "*",
+            "?",
+            "[",
+            "~",
+            "-",
+            "--",
+            " ",
+            "\t",
+            "#",
+            "!",
+            "{}",
+            "é",
+            "\u{1F600}",
         ]);
         let piece = prop_oneof![
             3 => "[ -~]{0,6}",

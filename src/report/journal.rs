@@ -4,6 +4,9 @@
 //! crash loses at most the batch being written, and a torn last line is ignored when reading.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+
+use crate::report::FILE_MODE;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
@@ -157,7 +160,7 @@ impl Journal {
     /// Creates the journal at `path`, or opens it for appending when `append` (a resumed run).
     pub fn open(path: &Path, append: bool) -> Result<Self, ReportError> {
         let mut options = OpenOptions::new();
-        options.append(true);
+        options.append(true).mode(FILE_MODE);
         if append {
             options.create(true);
         } else {

@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::report::ReportError;
@@ -42,6 +43,7 @@ impl RunLock {
                 .map_err(ReportError::io("create the run root", parent))?;
         }
         let mut file = OpenOptions::new()
+            .mode(crate::report::FILE_MODE)
             .read(true)
             .write(true)
             .create(true)

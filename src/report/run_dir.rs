@@ -40,7 +40,7 @@ impl RunDir {
             dir.tasks_dir(),
         ))?;
         let copy = dir.path.join("job.toml");
-        fs::write(&copy, &job.source.text)
+        crate::report::write_file(&copy, job.source.text.as_bytes())
             .map_err(ReportError::io("copy the job file to", &copy))?;
         dir.link_latest(&run.id)?;
         Ok(dir)

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -37,6 +38,7 @@ impl ReportWriter {
         let temp = path.with_extension("json.partial");
         // A leftover from a run that died mid-report is replaced: the report is rebuilt whole.
         let file = OpenOptions::new()
+            .mode(crate::report::FILE_MODE)
             .write(true)
             .create(true)
             .truncate(true)

@@ -11,7 +11,10 @@ const OK_RANGE: &str = "[range]\nstart = 0\nend = 10\n";
 /// `snapshots/it__errors__<case>.snap`.
 fn fixtures() -> Vec<PathBuf> {
     let dir = repo().join("tests/fixtures/invalid");
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     cases.sort();
     cases
 }
@@ -35,16 +38,31 @@ fn every_invalid_job_file_is_explained_and_runs_nothing() {
     for fixture in cases {
         let (tmp, file) = stage(&fixture);
         let case = file.trim_end_matches(".toml").to_owned();
-        let out = poolrun().current_dir(tmp.path()).args(["run", &file]).output().unwrap();
+        let out = poolrun()
+            .current_dir(tmp.path())
+            .args(["run", &file])
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(2), "{case}: {stderr}");
         assert!(!tmp.path().join("runs").exists(), "{case}: nothing may run");
-        assert!(stderr.contains(&format!("{file}:")), "{case}: no file:line:col in {stderr}");
+        assert!(
+            stderr.contains(&format!("{file}:")),
+            "{case}: no file:line:col in {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{case}: {stderr}");
         insta::assert_snapshot!(case.as_str(), stderr);
-        let validated = poolrun().current_dir(tmp.path()).args(["validate", &file]).output().unwrap();
+        let validated = poolrun()
+            .current_dir(tmp.path())
+            .args(["validate", &file])
+            .output()
+            .unwrap();
         assert_eq!(validated.status.code(), Some(2), "{case}");
-        assert_eq!(String::from_utf8_lossy(&validated.stderr), stderr, "{case}: validate says the same");
+        assert_eq!(
+            String::from_utf8_lossy(&validated.stderr),
+            stderr,
+            "{case}: validate says the same"
+        );
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod cron;
 mod errors;
+mod hostile;
 mod jobs;
 mod kill;
 mod plan;
