@@ -14,7 +14,6 @@ use crate::plan::{Plan, RunInfo, Task};
 #[derive(Serialize)]
 struct PlannedTask<'a> {
     id: u64,
-    key: &'a str,
     start: i64,
     last: i64,
     end: i64,
@@ -46,7 +45,7 @@ pub(super) fn plan(path: &Path, json: bool, allow_huge: bool) -> Result<u8, Erro
 
 fn plan_json(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
     out.write_all(b"[")?;
-    for task in plan.tasks() {
+    for task in plan.tasks_unkeyed() {
         out.write_all(if task.id.0 == 0 { b"\n" } else { b",\n" })?;
         serde_json::to_writer(&mut *out, &planned(&task))?;
     }
@@ -56,7 +55,6 @@ fn plan_json(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
 fn planned(task: &Task) -> PlannedTask<'_> {
     PlannedTask {
         id: task.id.0,
-        key: &task.key,
         start: task.start,
         last: task.last,
         end: task.end,
@@ -80,7 +78,7 @@ fn plan_table(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
         "{:>6} {:>12} {:>12} {:>8}  command",
         "id", "start", "last", "count"
     )?;
-    for task in plan.tasks() {
+    for task in plan.tasks_unkeyed() {
         let command = match task.argv.as_slice() {
             [sh, c, script] if sh == "/bin/sh" && c == "-c" => script.clone(),
             argv => argv.join(" "),

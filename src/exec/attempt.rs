@@ -11,10 +11,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use wait_timeout::ChildExt;
 
+use crate::exec::cgroup::TaskCgroup;
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
 use crate::exec::pool::{Context, Event, Started};
 use crate::exec::unix::{self, ChildSetup, UnixSignal};
 use crate::plan::Task;
+
+/// Whether tasks get `PR_SET_PDEATHSIG`. It costs the fast `posix_spawn` path (see
+/// `ChildSetup::needed`), and it reaches only a task's first process, so it is off: processes a
+/// `SIGKILL`ed poolrun leaves are found by their `POOLRUN_RUN_ID` and killed on `--resume`.
+const DIE_WITH_POOLRUN: bool = false;
 
 /// How much of stderr the report keeps.
 pub const STDERR_TAIL_BYTES: u64 = 4096;
@@ -61,21 +67,10 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
             return not_started(task, attempt, started_at, false, reason);
         }
     };
-    // Kept until the attempt's processes are gone; then it is removed.
-    let cgroup = match (&ctx.cgroup, ctx.max_processes) {
-        (Some(parent), Some(max)) => match parent.task(&format!("{}-{attempt}", task.id), max) {
-            Ok(cgroup) => Some(cgroup),
-            Err(e) => {
-                let reason = format!("cannot make the task's process-limit cgroup: {e}");
-                return not_started(task, attempt, started_at, true, reason);
-            }
-        },
-        _ => None,
-    };
-    let setup = ChildSetup {
-        memory_limit: ctx.memory_limit,
-        nproc_limit: ctx.max_processes.filter(|_| cgroup.is_none()),
-        cgroup_procs: cgroup.as_ref().map(|c| c.procs.clone()),
+    // The cgroup is kept until the attempt's processes are gone; then it is removed.
+    let (setup, _cgroup) = match child_setup(&task, attempt, ctx) {
+        Ok(setup) => setup,
+        Err(reason) => return not_started(task, attempt, started_at, true, reason),
     };
     let mut command = command(&task, attempt, ctx, (stdout, stderr), setup);
     let mut child = match command.spawn() {
@@ -106,7 +101,8 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
         unix::signal_group(pid, signal);
         unix::signal_group(pid, UnixSignal::SIGCONT);
     }
-    let (status, timed_out) = wait(&mut child, pid, ctx);
+    let (status, terminated_at) = wait(&mut child, pid, ctx);
+    let timed_out = terminated_at.is_some();
     std::mem::forget(guard);
     let cancelled = ctx.running.remove(task.id);
     // The direct child is gone; anything it left behind goes too, in its group or escaped from
@@ -124,8 +120,7 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
         .as_ref()
         .map_or((None, None), |s| unix::status_parts(*s));
     let (status, error) = classify(&status, timed_out, cancelled, ctx.timeout);
-    let stdout_bytes = std::fs::metadata(&out_path).map_or(0, |m| m.len());
-    let (stderr_bytes, stderr_tail) = tail(&err_path).unwrap_or_default();
+    let (stdout_bytes, stderr_bytes, stderr_tail) = collect_output(&out_path, &err_path);
     TaskOutcome {
         task,
         status,
@@ -136,6 +131,7 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
         started_at,
         finished_at: SystemTime::now(),
         duration,
+        terminated_at,
         has_output: true,
         stdout_bytes,
         stderr_bytes,
@@ -143,6 +139,44 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
         leaked,
         error,
     }
+}
+
+/// The limits the child applies to itself, and the cgroup that enforces `max-processes` (kept
+/// alive by the caller for the attempt's length).
+fn child_setup(
+    task: &Task,
+    attempt: u32,
+    ctx: &Context<'_>,
+) -> Result<(ChildSetup, Option<TaskCgroup>), String> {
+    let cgroup = match (&ctx.cgroup, ctx.max_processes) {
+        (Some(parent), Some(max)) => Some(
+            parent
+                .task(&format!("{}-{attempt}", task.id), max)
+                .map_err(|e| format!("cannot make the task's process-limit cgroup: {e}"))?,
+        ),
+        _ => None,
+    };
+    let setup = ChildSetup {
+        memory_limit: ctx.memory_limit,
+        nproc_limit: ctx.max_processes.filter(|_| cgroup.is_none()),
+        cgroup_procs: cgroup.as_ref().map(|c| c.procs.clone()),
+        die_with_poolrun: DIE_WITH_POOLRUN,
+    };
+    Ok((setup, cgroup))
+}
+
+/// The sizes of the attempt's outputs and the tail of its stderr. An empty output leaves no
+/// file: a run of 100,000 quiet tasks is not 200,000 empty files (the report says so with a
+/// null path).
+fn collect_output(out_path: &Path, err_path: &Path) -> (u64, u64, String) {
+    let stdout_bytes = std::fs::metadata(out_path).map_or(0, |m| m.len());
+    let (stderr_bytes, stderr_tail) = tail(err_path).unwrap_or_default();
+    for (path, bytes) in [(out_path, stdout_bytes), (err_path, stderr_bytes)] {
+        if bytes == 0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    (stdout_bytes, stderr_bytes, stderr_tail)
 }
 
 /// Should poolrun itself fail while a task runs, the task's group is killed and reaped rather than
@@ -252,10 +286,14 @@ fn command(
 }
 
 /// Waits for the child, stopping its group once it has run `timeout` outside pauses. Returns its
-/// status and whether it timed out.
-fn wait(child: &mut Child, pid: u32, ctx: &Context<'_>) -> (io::Result<ExitStatus>, bool) {
+/// status and, if it timed out, when it was sent SIGTERM.
+fn wait(
+    child: &mut Child,
+    pid: u32,
+    ctx: &Context<'_>,
+) -> (io::Result<ExitStatus>, Option<SystemTime>) {
     let Some(timeout) = ctx.timeout else {
-        return (child.wait(), false);
+        return (child.wait(), None);
     };
     let start = Instant::now();
     let (paused_before, _) = ctx.pause.total();
@@ -272,12 +310,13 @@ fn wait(child: &mut Child, pid: u32, ctx: &Context<'_>) -> (io::Result<ExitStatu
             left
         };
         if left.is_zero() && !paused_now {
-            return (terminate(child, pid, ctx.grace_period), true);
+            let at = SystemTime::now();
+            return (terminate(child, pid, ctx.grace_period), Some(at));
         }
         match child.wait_timeout(slice) {
-            Ok(Some(status)) => return (Ok(status), false),
+            Ok(Some(status)) => return (Ok(status), None),
             Ok(None) => {}
-            Err(e) => return (Err(e), false),
+            Err(e) => return (Err(e), None),
         }
     }
 }
@@ -330,6 +369,7 @@ fn not_started(
         started_at: at,
         finished_at: SystemTime::now(),
         duration: Duration::ZERO,
+        terminated_at: None,
         has_output,
         stdout_bytes: 0,
         stderr_bytes: 0,
@@ -364,6 +404,9 @@ fn spawn_error(task: &Task, e: &io::Error) -> String {
 pub fn tail(path: &Path) -> io::Result<(u64, String)> {
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok((0, String::new()));
+    }
     file.seek(SeekFrom::Start(len.saturating_sub(STDERR_TAIL_BYTES)))?;
     let mut bytes = Vec::with_capacity(usize::try_from(len.min(STDERR_TAIL_BYTES)).unwrap_or(0));
     file.take(STDERR_TAIL_BYTES).read_to_end(&mut bytes)?;

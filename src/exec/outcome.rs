@@ -60,6 +60,8 @@ pub struct TaskOutcome {
     pub finished_at: SystemTime,
     /// How long it ran.
     pub duration: Duration,
+    /// When poolrun sent SIGTERM because the attempt ran out of time.
+    pub terminated_at: Option<SystemTime>,
     /// Whether the output files exist (not for a task whose files could not be created).
     pub has_output: bool,
     /// Bytes written to stdout.

@@ -198,7 +198,7 @@ impl<'a, I: Iterator<Item = Dispatch>, S: Sink> Engine<'a, '_, I, S> {
         'a: 's,
     {
         loop {
-            self.dispatch(scope);
+            self.dispatch(scope, true);
             let exhausted = self.tasks.peek().is_none() && self.retries.is_empty();
             if self.in_flight == 0 && (exhausted || self.stop.is_some()) {
                 break;
@@ -226,6 +226,11 @@ impl<'a, I: Iterator<Item = Dispatch>, S: Sink> Engine<'a, '_, I, S> {
                 Err(RecvTimeoutError::Timeout) => self.on_timer(),
                 Err(RecvTimeoutError::Disconnected) => unreachable!("the context holds a sender"),
             }
+            // Refill the slots that just freed before the commit's fsync: starting the next task
+            // in plan order acts on nothing in this batch (a halt it triggered already stopped
+            // dispatch), and the slots would otherwise idle for the length of an fsync. Retries
+            // do act on the batch, so they wait for the commit.
+            self.dispatch(scope, false);
             self.record(S::commit);
         }
         // A run that stops early does not wait for retries: the last attempt is final.
@@ -235,14 +240,20 @@ impl<'a, I: Iterator<Item = Dispatch>, S: Sink> Engine<'a, '_, I, S> {
         self.record(S::commit);
     }
 
-    /// Starts due retries first, then new tasks in plan order, while slots are free.
-    fn dispatch<'s>(&mut self, scope: &rayon::Scope<'s>)
+    /// Starts due retries first (when `with_retries`), then new tasks in plan order, while slots
+    /// are free.
+    fn dispatch<'s>(&mut self, scope: &rayon::Scope<'s>, with_retries: bool)
     where
         'a: 's,
     {
         let processes = self.plan.job().pool.processes.get();
         while self.stop.is_none() && self.in_flight < processes {
-            let (task, attempt, tries) = if let Some(retry) = self.retries.pop_due(Instant::now()) {
+            let due = if with_retries {
+                self.retries.pop_due(Instant::now())
+            } else {
+                None
+            };
+            let (task, attempt, tries) = if let Some(retry) = due {
                 (retry.task, retry.attempt, retry.tries)
             } else {
                 let low = self.unfinished.low(self.next_id);

@@ -26,6 +26,19 @@ pub struct ChildSetup {
     pub nproc_limit: Option<u32>,
     /// A cgroup's `cgroup.procs` to join.
     pub cgroup_procs: Option<std::ffi::CString>,
+    /// Ask for SIGKILL should poolrun die first (`PR_SET_PDEATHSIG`).
+    pub die_with_poolrun: bool,
+}
+
+impl ChildSetup {
+    /// Whether anything must run in the child before exec. Without it, the standard library
+    /// starts the child with `posix_spawn` (a vfork), several times cheaper than fork + exec.
+    fn needed(&self) -> bool {
+        self.memory_limit.is_some()
+            || self.nproc_limit.is_some()
+            || self.cgroup_procs.is_some()
+            || self.die_with_poolrun
+    }
 }
 
 /// Makes the command's process the leader of a new process group and, on Linux, asks the kernel
@@ -34,7 +47,7 @@ pub struct ChildSetup {
 pub fn new_process_group(command: &mut Command, setup: ChildSetup) {
     command.process_group(0);
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
+    if setup.needed() {
         let parent = std::process::id();
         #[allow(
             unsafe_code,
@@ -45,12 +58,14 @@ pub fn new_process_group(command: &mut Command, setup: ChildSetup) {
         // fork; it allocates nothing and takes no lock.
         unsafe {
             command.pre_exec(move || {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-                // poolrun died before the prctl: nothing would deliver the signal any more.
-                if std::os::unix::process::parent_id() != parent {
-                    return Err(std::io::Error::other(
-                        "poolrun exited while starting the task",
-                    ));
+                if setup.die_with_poolrun {
+                    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                    // poolrun died before the prctl: nothing would deliver the signal any more.
+                    if std::os::unix::process::parent_id() != parent {
+                        return Err(std::io::Error::other(
+                            "poolrun exited while starting the task",
+                        ));
+                    }
                 }
                 if let Some(procs) = &setup.cgroup_procs {
                     let fd = nix::fcntl::open(

@@ -85,8 +85,18 @@ impl Plan {
         (0..self.len).map(|i| self.task(TaskId(i)))
     }
 
+    /// Every task in plan order without its key (left empty): for showing a plan, where the
+    /// hash would be most of the cost.
+    pub fn tasks_unkeyed(&self) -> impl Iterator<Item = Task> + '_ {
+        (0..self.len).map(|i| self.render(TaskId(i), false))
+    }
+
     /// Renders task `id`, which must be below `len()`.
     pub fn task(&self, id: TaskId) -> Task {
+        self.render(id, true)
+    }
+
+    fn render(&self, id: TaskId, keyed: bool) -> Task {
         let range = self.job.range;
         let chunk = range.chunk_size.get();
         assert!(
@@ -132,15 +142,19 @@ impl Plan {
             .iter()
             .map(|(name, value)| (name.clone(), value.render(&values)))
             .collect();
-        let key = task_key(
-            &argv,
-            &cwd,
-            &env,
-            values.start,
-            values.last,
-            values.end,
-            count,
-        );
+        let key = if keyed {
+            task_key(
+                &argv,
+                &cwd,
+                &env,
+                values.start,
+                values.last,
+                values.end,
+                count,
+            )
+        } else {
+            String::new()
+        };
         Task {
             id,
             start: values.start,

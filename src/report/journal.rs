@@ -101,6 +101,9 @@ pub struct AttemptFinished {
     pub error: Option<String>,
     /// Whether another attempt follows.
     pub retry: bool,
+    /// When poolrun sent SIGTERM because the attempt ran out of time (RFC 3339 UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminated_at: Option<String>,
 }
 
 /// `run_finished`.
@@ -144,6 +147,7 @@ impl AttemptFinished {
             leaked: o.leaked,
             error: o.error.clone(),
             retry,
+            terminated_at: o.terminated_at.map(timestamp),
         }
     }
 }

@@ -148,9 +148,10 @@ pub struct TaskRecord {
     pub finished_at: Option<String>,
     /// How long the last attempt ran.
     pub duration_ms: Option<u64>,
-    /// stdout's file, relative to the run directory; null when there is none.
+    /// stdout's file, relative to the run directory; null when there is none (the task never
+    /// started, or wrote nothing: an empty output leaves no file).
     pub stdout: Option<String>,
-    /// stderr's file, relative to the run directory.
+    /// stderr's file, relative to the run directory; null like `stdout`.
     pub stderr: Option<String>,
     /// Bytes written to stdout.
     pub stdout_bytes: u64,
@@ -174,7 +175,9 @@ impl TaskRecord {
     /// The row for a task whose last attempt finished as `f`, with the end of its stderr.
     pub fn finished(task: &Task, f: &AttemptFinished, stderr_tail: String) -> Self {
         let id = task.id;
-        let file = |ext: &str| f.has_output.then(|| format!("tasks/{id}.{ext}"));
+        let file = |ext: &str, bytes: u64| {
+            (f.has_output && bytes > 0).then(|| format!("tasks/{id}.{ext}"))
+        };
         Self {
             status: f.status,
             exit_code: f.exit_code,
@@ -183,8 +186,8 @@ impl TaskRecord {
             started_at: Some(f.started_at.clone()),
             finished_at: Some(f.at.clone()),
             duration_ms: Some(f.duration_ms),
-            stdout: file("out"),
-            stderr: file("err"),
+            stdout: file("out", f.stdout_bytes),
+            stderr: file("err", f.stderr_bytes),
             stdout_bytes: f.stdout_bytes,
             stderr_bytes: f.stderr_bytes,
             stderr_tail,
@@ -201,8 +204,8 @@ impl TaskRecord {
             status: TaskStatus::Cancelled,
             attempts: s.attempt,
             started_at: Some(s.at.clone()),
-            stdout: Some(format!("tasks/{id}.out")),
-            stderr: Some(format!("tasks/{id}.err")),
+            stdout: (stdout_bytes > 0).then(|| format!("tasks/{id}.out")),
+            stderr: (stderr.0 > 0).then(|| format!("tasks/{id}.err")),
             stdout_bytes,
             stderr_bytes: stderr.0,
             stderr_tail: stderr.1,

@@ -26,6 +26,21 @@ fn a_timed_out_task_leaves_no_process_behind() {
         15,
         "the shell died of the SIGTERM"
     );
+    // The journal records when the SIGTERM went out: at the deadline, not before.
+    let finished: Vec<serde_json::Value> = crate::support::journal(&job.latest("job"))
+        .into_iter()
+        .filter(|e| e["event"] == "finished")
+        .collect();
+    for f in &finished {
+        let at = |k: &str| humantime::parse_rfc3339(f[k].as_str().unwrap()).unwrap();
+        let after = at("terminated_at")
+            .duration_since(at("started_at"))
+            .unwrap();
+        assert!(
+            after >= Duration::from_secs(2),
+            "SIGTERM {after:?} after the start"
+        );
+    }
     assert!(
         tasks(&report)[0]["error"]
             .as_str()

@@ -329,3 +329,35 @@ fn exit_code_is_one_when_any_task_fails() {
         .collect();
     assert_eq!(codes, [0, 3, 6]);
 }
+
+#[test]
+fn quiet_tasks_leave_no_empty_files() {
+    let job = Job::new(&format!(
+        "command = \"if [ {{id}} -eq 1 ]; then echo out; echo err >&2; fi\"\n{}",
+        range(3, 2)
+    ));
+    assert_eq!(job.run(&[]).code, 0);
+    let dir = job.latest("job");
+    let mut files: Vec<String> = std::fs::read_dir(dir.join("tasks"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["1.err", "1.out"]);
+    let report = job.report();
+    let paths: Vec<(&serde_json::Value, &serde_json::Value)> = tasks(&report)
+        .iter()
+        .map(|t| (&t["stdout"], &t["stderr"]))
+        .collect();
+    assert!(paths[0].0.is_null() && paths[0].1.is_null() && paths[2].0.is_null());
+    assert_eq!(
+        (paths[1].0.as_str(), paths[1].1.as_str()),
+        (Some("tasks/1.out"), Some("tasks/1.err"))
+    );
+    let out = crate::support::poolrun()
+        .args(["report", "--output"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+}

@@ -211,7 +211,7 @@ fn kill_9_then_resume_finishes_every_task_once() {
 #[test]
 fn resume_runs_only_what_did_not_succeed() {
     let job = Job::new(
-        "command = \"echo {id} >> ran; [ -e fixed ] || [ {id} -ne 1 ]\"\n[range]\nstart = 0\nend = 3\n",
+        "command = \"echo attempt; echo {id} >> ran; [ -e fixed ] || [ {id} -ne 1 ]\"\n[range]\nstart = 0\nend = 3\n",
     );
     assert_eq!(job.run(&[]).code, 1);
     std::fs::write(job.file("fixed"), "").unwrap();
