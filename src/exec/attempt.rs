@@ -3,15 +3,16 @@
 //! task left running.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use wait_timeout::ChildExt;
 
 use crate::exec::cgroup::TaskCgroup;
+use crate::exec::exit_watch::ExitWatch;
+use crate::exec::output::Output;
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
 use crate::exec::pool::{Context, Event, Started};
 use crate::exec::unix::{self, ChildSetup, UnixSignal};
@@ -22,8 +23,6 @@ use crate::plan::Task;
 /// `SIGKILL`ed poolrun leaves are found by their `POOLRUN_RUN_ID` and killed on `--resume`.
 const DIE_WITH_POOLRUN: bool = false;
 
-/// How much of stderr the report keeps.
-pub const STDERR_TAIL_BYTES: u64 = 4096;
 
 /// `run_attempt`, with a panic turned into a `failed` outcome: the pool counts outcomes, so a
 /// worker that died without one would leave the run waiting forever.
@@ -50,20 +49,19 @@ pub(crate) fn run_attempt_guarded(task: Task, attempt: u32, ctx: &Context<'_>) -
 fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
     let started_at = SystemTime::now();
     let clock = Instant::now();
-    let out_path = ctx.tasks_dir.join(format!("{}.out", task.id));
-    let err_path = ctx.tasks_dir.join(format!("{}.err", task.id));
     if attempt > 1 {
         keep_earlier_attempt(ctx.tasks_dir, &task, attempt - 1);
     }
-    let files = crate::report::create_file(&out_path)
-        .and_then(|out| Ok((out, crate::report::create_file(&err_path)?)));
-    let (stdout, stderr) = match files {
-        Ok(files) => files,
+    let outputs = (|| {
+        let out = Output::create(ctx.tasks_dir, &format!("{}.out", task.id))?;
+        let err = Output::create(ctx.tasks_dir, &format!("{}.err", task.id))?;
+        let ends = (out.for_child()?, err.for_child()?);
+        Ok::<_, io::Error>((ends, (out, err)))
+    })();
+    let ((stdout, stderr), (out, err)) = match outputs {
+        Ok(outputs) => outputs,
         Err(e) => {
-            let reason = format!(
-                "cannot create the task's output files in {}: {e}",
-                ctx.tasks_dir.display()
-            );
+            let reason = format!("cannot create the task's output files in {}: {e}", ctx.tasks_dir.display());
             return not_started(task, attempt, started_at, false, reason);
         }
     };
@@ -120,7 +118,7 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
         .as_ref()
         .map_or((None, None), |s| unix::status_parts(*s));
     let (status, error) = classify(&status, timed_out, cancelled, ctx.timeout);
-    let (stdout_bytes, stderr_bytes, stderr_tail) = collect_output(&out_path, &err_path);
+    let (stdout_bytes, stderr_bytes, stderr_tail) = collect_output(&out, &err);
     TaskOutcome {
         task,
         status,
@@ -165,18 +163,19 @@ fn child_setup(
     Ok((setup, cgroup))
 }
 
-/// The sizes of the attempt's outputs and the tail of its stderr. An empty output leaves no
-/// file: a run of 100,000 quiet tasks is not 200,000 empty files (the report says so with a
-/// null path).
-fn collect_output(out_path: &Path, err_path: &Path) -> (u64, u64, String) {
-    let stdout_bytes = std::fs::metadata(out_path).map_or(0, |m| m.len());
-    let (stderr_bytes, stderr_tail) = tail(err_path).unwrap_or_default();
-    for (path, bytes) in [(out_path, stdout_bytes), (err_path, stderr_bytes)] {
-        if bytes == 0 {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-    (stdout_bytes, stderr_bytes, stderr_tail)
+/// The sizes of the attempt's outputs and the tail of its stderr; names the outputs that are
+/// not empty.
+fn collect_output(out: &Output, err: &Output) -> (u64, u64, String) {
+    let stdout_bytes = out.finish().unwrap_or_else(|e| {
+        tracing::warn!("cannot keep a task's stdout: {e}");
+        0
+    });
+    let stderr_bytes = err.finish().unwrap_or_else(|e| {
+        tracing::warn!("cannot keep a task's stderr: {e}");
+        0
+    });
+    let tail = err.tail(stderr_bytes).unwrap_or_default();
+    (stdout_bytes, stderr_bytes, tail)
 }
 
 /// Should poolrun itself fail while a task runs, the task's group is killed and reaped rather than
@@ -295,6 +294,7 @@ fn wait(
     let Some(timeout) = ctx.timeout else {
         return (child.wait(), None);
     };
+    let watch = ExitWatch::new(child);
     let start = Instant::now();
     let (paused_before, _) = ctx.pause.total();
     loop {
@@ -311,9 +311,9 @@ fn wait(
         };
         if left.is_zero() && !paused_now {
             let at = SystemTime::now();
-            return (terminate(child, pid, ctx.grace_period), Some(at));
+            return (terminate(child, &watch, pid, ctx.grace_period), Some(at));
         }
-        match child.wait_timeout(slice) {
+        match watch.wait(child, slice) {
             Ok(Some(status)) => return (Ok(status), None),
             Ok(None) => {}
             Err(e) => return (Err(e), None),
@@ -323,7 +323,7 @@ fn wait(
 
 /// SIGTERM to the group; then, once the group is empty or the grace period is over, SIGKILL to
 /// whatever is left; then reap the direct child.
-pub(crate) fn terminate(child: &mut Child, pid: u32, grace: Duration) -> io::Result<ExitStatus> {
+fn terminate(child: &mut Child, watch: &ExitWatch, pid: u32, grace: Duration) -> io::Result<ExitStatus> {
     unix::signal_group(pid, UnixSignal::SIGTERM);
     // A stopped process acts on SIGTERM only once continued.
     unix::signal_group(pid, UnixSignal::SIGCONT);
@@ -333,7 +333,7 @@ pub(crate) fn terminate(child: &mut Child, pid: u32, grace: Duration) -> io::Res
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if status.is_none() {
-            status = child.wait_timeout(left.min(Duration::from_millis(50)))?;
+            status = watch.wait(child, left.min(Duration::from_millis(50)))?;
         } else if !unix::group_alive(pid) || left.is_zero() {
             break;
         } else {
@@ -398,17 +398,4 @@ fn spawn_error(task: &Task, e: &io::Error) -> String {
         }
         _ => format!("cannot start `{program}`: {e}"),
     }
-}
-
-/// The size of the file and its last `STDERR_TAIL_BYTES`, lossily decoded.
-pub fn tail(path: &Path) -> io::Result<(u64, String)> {
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
-    if len == 0 {
-        return Ok((0, String::new()));
-    }
-    file.seek(SeekFrom::Start(len.saturating_sub(STDERR_TAIL_BYTES)))?;
-    let mut bytes = Vec::with_capacity(usize::try_from(len.min(STDERR_TAIL_BYTES)).unwrap_or(0));
-    file.take(STDERR_TAIL_BYTES).read_to_end(&mut bytes)?;
-    Ok((len, String::from_utf8_lossy(&bytes).into_owned()))
 }

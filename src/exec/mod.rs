@@ -5,7 +5,10 @@
 
 mod attempt;
 mod cgroup;
+mod dispenser;
+mod exit_watch;
 mod outcome;
+mod output;
 mod pause;
 mod pool;
 mod procfs;
@@ -16,7 +19,7 @@ pub mod unix;
 
 use thiserror::Error;
 
-pub use attempt::{STDERR_TAIL_BYTES, tail};
+pub use output::{STDERR_TAIL_BYTES, tail};
 pub use outcome::{TaskOutcome, TaskStatus};
 pub use pool::{Dispatch, LocalPool, Started, StopReason};
 pub use signals::Interrupt;

@@ -3,6 +3,7 @@
 //! every start, outcome and signal, hands them to the `Sink` in batches, and only after the sink
 //! has committed a batch acts on it: retries, halts, new tasks.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
@@ -14,7 +15,8 @@ use crate::exec::cgroup::PidsCgroup;
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
 use crate::exec::pause::PauseClock;
 use crate::exec::running::Running;
-use crate::exec::schedule::{PendingRetry, RetryQueue, Unfinished};
+use crate::exec::dispenser::{Dispenser, Work};
+use crate::exec::schedule::{PendingRetry, RetryQueue};
 use crate::exec::signals::{Forwarder, stop_self};
 use crate::exec::unix::{self, UnixSignal};
 use crate::exec::{ExecError, Sink};
@@ -104,7 +106,7 @@ impl LocalPool<'_> {
     pub fn run<S: Sink>(
         &self,
         plan: &Plan,
-        tasks: impl Iterator<Item = Dispatch>,
+        tasks: impl Iterator<Item = Dispatch> + Send,
         sink: &mut S,
     ) -> Result<(Option<StopReason>, Option<S::Error>), ExecError> {
         let job = plan.job();
@@ -147,15 +149,15 @@ impl LocalPool<'_> {
             }),
             events: tx,
         };
+        let threads_count = threads.current_num_threads();
+        let dispenser = Dispenser::new(tasks, self.window);
         let mut engine = Engine {
             plan,
             ctx: &ctx,
-            window: self.window,
-            tasks: tasks.peekable(),
-            next_id: 0,
-            in_flight: 0,
-            unfinished: Unfinished::default(),
+            dispenser: &dispenser,
+            attempts_done: 0,
             retries: RetryQueue::default(),
+            handed: HashMap::new(),
             stop: None,
             deadline: job.pool.deadline.map(|d| Instant::now() + d),
             finished: 0,
@@ -163,26 +165,40 @@ impl LocalPool<'_> {
             sink,
             sink_error: None,
         };
-        threads.in_place_scope(|scope| engine.drive(&rx, scope));
-        let Engine {
-            stop, sink_error, ..
-        } = engine;
+        threads.in_place_scope(|scope| {
+            for _ in 0..threads_count {
+                let (dispenser, ctx) = (&dispenser, &ctx);
+                scope.spawn(move |_| work(dispenser, ctx));
+            }
+            engine.drive(&rx);
+        });
+        let Engine { stop, sink_error, .. } = engine;
         drop(forwarder);
         unix::reap_orphans();
         Ok((stop.map(|s| s.reason), sink_error))
     }
 }
 
+/// A worker: takes attempts from the dispenser and runs them until it is closed.
+fn work<I: Iterator<Item = Dispatch>>(dispenser: &Dispenser<I>, ctx: &Context<'_>) {
+    while let Some(Work { task, attempt, tries }) = dispenser.take() {
+        let mut outcome = run_attempt_guarded(task, attempt, ctx);
+        outcome.tries = tries + 1;
+        // The receiver outlives every worker: the engine returns only when none is left.
+        let _ = ctx.events.send(Event::Finished(Box::new(outcome)));
+    }
+}
+
 struct Engine<'a, 'p, I: Iterator<Item = Dispatch>, S: Sink> {
     plan: &'p Plan,
     ctx: &'a Context<'a>,
-    window: u64,
-    tasks: std::iter::Peekable<I>,
-    /// One past the highest task id dispatched.
-    next_id: u64,
-    in_flight: usize,
-    unfinished: Unfinished,
+    dispenser: &'a Dispenser<I>,
+    /// Attempts whose outcome arrived.
+    attempts_done: u64,
+    /// Retries waiting for their delay.
     retries: RetryQueue,
+    /// The previous outcome of each retry handed to the dispenser, final if it is never run.
+    handed: HashMap<u64, TaskOutcome>,
     stop: Option<Stop>,
     deadline: Option<Instant>,
     /// Tasks with a final outcome, and how many of those did not succeed (for the halt policy).
@@ -192,15 +208,13 @@ struct Engine<'a, 'p, I: Iterator<Item = Dispatch>, S: Sink> {
     sink_error: Option<S::Error>,
 }
 
-impl<'a, I: Iterator<Item = Dispatch>, S: Sink> Engine<'a, '_, I, S> {
-    fn drive<'s>(&mut self, rx: &Receiver<Event>, scope: &rayon::Scope<'s>)
-    where
-        'a: 's,
-    {
+impl<I: Iterator<Item = Dispatch>, S: Sink> Engine<'_, '_, I, S> {
+    fn drive(&mut self, rx: &Receiver<Event>) {
         loop {
-            self.dispatch(scope, true);
-            let exhausted = self.tasks.peek().is_none() && self.retries.is_empty();
-            if self.in_flight == 0 && (exhausted || self.stop.is_some()) {
+            self.release_due_retries();
+            let (taken, drained) = self.dispenser.progress();
+            let idle = taken == self.attempts_done;
+            if idle && (self.stop.is_some() || (drained && self.retries.is_empty())) {
                 break;
             }
             let wake = [
@@ -226,55 +240,31 @@ impl<'a, I: Iterator<Item = Dispatch>, S: Sink> Engine<'a, '_, I, S> {
                 Err(RecvTimeoutError::Timeout) => self.on_timer(),
                 Err(RecvTimeoutError::Disconnected) => unreachable!("the context holds a sender"),
             }
-            // Refill the slots that just freed before the commit's fsync: starting the next task
-            // in plan order acts on nothing in this batch (a halt it triggered already stopped
-            // dispatch), and the slots would otherwise idle for the length of an fsync. Retries
-            // do act on the batch, so they wait for the commit.
-            self.dispatch(scope, false);
             self.record(S::commit);
         }
-        // A run that stops early does not wait for retries: the last attempt is final.
-        for retry in self.retries.drain() {
-            self.finalize(retry.last);
-        }
+        self.settle_retries();
         self.record(S::commit);
     }
 
-    /// Starts due retries first (when `with_retries`), then new tasks in plan order, while slots
-    /// are free.
-    fn dispatch<'s>(&mut self, scope: &rayon::Scope<'s>, with_retries: bool)
-    where
-        'a: 's,
-    {
-        let processes = self.plan.job().pool.processes.get();
-        while self.stop.is_none() && self.in_flight < processes {
-            let due = if with_retries {
-                self.retries.pop_due(Instant::now())
-            } else {
-                None
-            };
-            let (task, attempt, tries) = if let Some(retry) = due {
-                (retry.task, retry.attempt, retry.tries)
-            } else {
-                let low = self.unfinished.low(self.next_id);
-                match self.tasks.peek() {
-                    Some(next) if next.task.id.0 < low.saturating_add(self.window) => {
-                        let next = self.tasks.next().expect("peeked");
-                        self.next_id = next.task.id.0 + 1;
-                        self.unfinished.start(next.task.id.0);
-                        (next.task, next.prior_attempts + 1, 0)
-                    }
-                    _ => break,
-                }
-            };
-            self.in_flight += 1;
-            let ctx = self.ctx;
-            scope.spawn(move |_| {
-                let mut outcome = run_attempt_guarded(task, attempt, ctx);
-                outcome.tries = tries + 1;
-                // The receiver outlives every worker: it returns only when none is left.
-                let _ = ctx.events.send(Event::Finished(Box::new(outcome)));
-            });
+    /// Hands retries whose delay is over to the workers (only ever after a commit: a retry acts
+    /// on the outcome before it).
+    fn release_due_retries(&mut self) {
+        while let Some(retry) = self.retries.pop_due(Instant::now()) {
+            let PendingRetry { task, attempt, tries, last, .. } = retry;
+            self.handed.insert(task.id.0, last);
+            self.dispenser.retry(Work { task, attempt, tries });
+        }
+    }
+
+    /// A run that stops early does not wait for retries: the last attempt's outcome is final.
+    fn settle_retries(&mut self) {
+        for work in self.dispenser.close() {
+            if let Some(last) = self.handed.remove(&work.task.id.0) {
+                self.finalize(last);
+            }
+        }
+        for retry in self.retries.drain() {
+            self.finalize(retry.last);
         }
     }
 
@@ -282,7 +272,8 @@ impl<'a, I: Iterator<Item = Dispatch>, S: Sink> Engine<'a, '_, I, S> {
         match event {
             Event::Started(started) => self.record(|sink| sink.started(&started)),
             Event::Finished(outcome) => {
-                self.in_flight -= 1;
+                self.attempts_done += 1;
+                self.handed.remove(&outcome.task.id.0);
                 self.on_finished(*outcome);
             }
             Event::Signal(signal) => self.on_signal(signal),
@@ -291,8 +282,7 @@ impl<'a, I: Iterator<Item = Dispatch>, S: Sink> Engine<'a, '_, I, S> {
 
     fn on_finished(&mut self, outcome: TaskOutcome) {
         let retry = &self.plan.job().pool.retry;
-        let again =
-            self.stop.is_none() && outcome.tries <= retry.retries && retryable(&retry.on, &outcome);
+        let again = self.stop.is_none() && outcome.tries <= retry.retries && retryable(&retry.on, &outcome);
         self.record(|sink| sink.attempt_finished(&outcome, again));
         if again {
             let delay = retry.delay.delay(outcome.tries, jitter_unit(&outcome));
@@ -310,22 +300,15 @@ impl<'a, I: Iterator<Item = Dispatch>, S: Sink> Engine<'a, '_, I, S> {
 
     /// Records a task's final outcome and applies the halt policy to it.
     fn finalize(&mut self, outcome: TaskOutcome) {
-        self.unfinished.finish(outcome.task.id.0);
+        self.dispenser.finished(outcome.task.id.0);
         self.finished += 1;
-        if matches!(
-            outcome.status,
-            TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::SpawnFailed
-        ) {
+        if matches!(outcome.status, TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::SpawnFailed) {
             self.failed += 1;
         }
         self.record(|sink| sink.task_done(outcome));
         let pool = &self.plan.job().pool;
         if self.stop.is_none() && pool.halt.triggered(self.failed, self.finished) {
-            tracing::warn!(
-                "halting: {} of {} finished tasks failed",
-                self.failed,
-                self.finished
-            );
+            tracing::warn!("halting: {} of {} finished tasks failed", self.failed, self.finished);
             self.begin_stop(StopReason::Halted, pool.halt_mode == HaltMode::Now);
         }
     }
@@ -343,10 +326,7 @@ impl<'a, I: Iterator<Item = Dispatch>, S: Sink> Engine<'a, '_, I, S> {
             }
             // A second Ctrl-C (or TERM, or HUP) while the tasks are being stopped: no more grace.
             _ if self.stop.as_ref().is_some_and(|s| s.kill_at.is_some()) => self.kill_now(),
-            _ if self
-                .stop
-                .as_ref()
-                .is_some_and(|s| matches!(s.reason, StopReason::Signal(_))) => {}
+            _ if self.stop.as_ref().is_some_and(|s| matches!(s.reason, StopReason::Signal(_))) => {}
             // A signal during a soft halt (or with nothing running) is an interruption that stops
             // the tasks.
             _ => {
@@ -358,12 +338,7 @@ impl<'a, I: Iterator<Item = Dispatch>, S: Sink> Engine<'a, '_, I, S> {
 
     fn on_timer(&mut self) {
         let now = Instant::now();
-        if self
-            .stop
-            .as_ref()
-            .and_then(|s| s.kill_at)
-            .is_some_and(|at| at <= now)
-        {
+        if self.stop.as_ref().and_then(|s| s.kill_at).is_some_and(|at| at <= now) {
             self.kill_now();
         }
         if self.stop.is_none() && self.deadline.is_some_and(|d| d <= now) {
@@ -381,6 +356,7 @@ impl<'a, I: Iterator<Item = Dispatch>, S: Sink> Engine<'a, '_, I, S> {
             Instant::now() + self.ctx.grace_period
         });
         self.stop = Some(Stop { reason, kill_at });
+        self.settle_retries();
     }
 
     fn kill_now(&mut self) {

@@ -1,33 +1,11 @@
-//! Bookkeeping of the dispatch loop: which tasks are unfinished (the reorder window) and which
-//! wait for a retry.
+//! Retries waiting for their delay.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::BinaryHeap;
 use std::time::Instant;
 
 use crate::exec::TaskOutcome;
 use crate::plan::Task;
-
-/// Tasks dispatched but without a final outcome.
-#[derive(Default)]
-pub(crate) struct Unfinished {
-    ids: BTreeSet<u64>,
-}
-
-impl Unfinished {
-    pub fn start(&mut self, id: u64) {
-        self.ids.insert(id);
-    }
-
-    pub fn finish(&mut self, id: u64) {
-        self.ids.remove(&id);
-    }
-
-    /// The lowest unfinished task, or `next` when every dispatched task is finished.
-    pub fn low(&self, next: u64) -> u64 {
-        self.ids.first().copied().unwrap_or(next)
-    }
-}
 
 /// A task waiting for its next attempt.
 pub(crate) struct PendingRetry {
@@ -79,24 +57,5 @@ impl RetryQueue {
         let mut all: Vec<PendingRetry> = self.waiting.drain().map(|(_, r)| r).collect();
         all.sort_by_key(|r| r.task.id);
         all
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Unfinished;
-
-    #[test]
-    fn low_is_the_first_unfinished() {
-        let mut u = Unfinished::default();
-        assert_eq!(u.low(0), 0);
-        u.start(0);
-        u.start(1);
-        u.start(2);
-        u.finish(0);
-        u.finish(2);
-        assert_eq!(u.low(3), 1);
-        u.finish(1);
-        assert_eq!(u.low(3), 3);
     }
 }

@@ -158,6 +158,8 @@ pub struct Journal {
     path: PathBuf,
     file: File,
     batch: Vec<u8>,
+    /// Whether the batch holds a record the engine acts on, which must be fsynced.
+    durable: bool,
 }
 
 impl Journal {
@@ -177,6 +179,7 @@ impl Journal {
             path: path.to_owned(),
             file,
             batch: Vec::with_capacity(4096),
+            durable: false,
         })
     }
 
@@ -184,9 +187,12 @@ impl Journal {
     pub fn append(&mut self, record: &Record) {
         serde_json::to_writer(&mut self.batch, record).expect("journal records serialize");
         self.batch.push(b'\n');
+        // The engine acts on outcomes and on the run's own records; a `started` record only
+        // says what is under way (it is written at once, and synced with the next outcome).
+        self.durable |= !matches!(record, Record::Started(_));
     }
 
-    /// Writes the batch and fsyncs it.
+    /// Writes the batch, and fsyncs it when it holds anything the engine will act on.
     pub fn commit(&mut self) -> Result<(), ReportError> {
         if self.batch.is_empty() {
             return Ok(());
@@ -195,9 +201,10 @@ impl Journal {
             .write_all(&self.batch)
             .map_err(ReportError::io("append to the journal", &self.path))?;
         self.batch.clear();
-        self.file
-            .sync_data()
-            .map_err(ReportError::io("sync the journal", &self.path))
+        if std::mem::take(&mut self.durable) {
+            self.file.sync_data().map_err(ReportError::io("sync the journal", &self.path))?;
+        }
+        Ok(())
     }
 
     /// Appends one record and commits it.

@@ -1,0 +1,112 @@
+//! Hands tasks to the workers. Each worker takes its next task itself as soon as its last one
+//! ended, so a slot never waits for the engine's thread: retries made ready by the engine first,
+//! then new tasks in plan order, no further than `window` past the lowest unfinished task.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::iter::Peekable;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use crate::exec::Dispatch;
+use crate::plan::Task;
+
+/// One attempt to make: the task, its attempt number, and attempts made in this run before it.
+pub(crate) struct Work {
+    pub task: Task,
+    pub attempt: u32,
+    pub tries: u32,
+}
+
+/// The shared queue of work.
+pub(crate) struct Dispenser<I: Iterator<Item = Dispatch>> {
+    state: Mutex<State<I>>,
+    changed: Condvar,
+}
+
+struct State<I: Iterator<Item = Dispatch>> {
+    tasks: Peekable<I>,
+    window: u64,
+    /// One past the highest task id handed out.
+    next_id: u64,
+    /// Tasks handed out without a final outcome.
+    unfinished: BTreeSet<u64>,
+    retries: VecDeque<Work>,
+    /// Attempts handed out so far.
+    taken: u64,
+    /// No more work is handed out; idle workers leave.
+    closed: bool,
+}
+
+impl<I: Iterator<Item = Dispatch>> Dispenser<I> {
+    pub fn new(tasks: I, window: u64) -> Self {
+        Self {
+            state: Mutex::new(State {
+                tasks: tasks.peekable(),
+                window,
+                next_id: 0,
+                unfinished: BTreeSet::new(),
+                retries: VecDeque::new(),
+                taken: 0,
+                closed: false,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<I>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next attempt for a worker, waiting until there is one; `None` once closed.
+    pub fn take(&self) -> Option<Work> {
+        let mut state = self.lock();
+        loop {
+            if state.closed {
+                return None;
+            }
+            if let Some(work) = state.retries.pop_front() {
+                state.taken += 1;
+                return Some(work);
+            }
+            let low = state.unfinished.first().copied().unwrap_or(state.next_id);
+            let limit = low.saturating_add(state.window);
+            if state.tasks.peek().is_some_and(|next| next.task.id.0 < limit) {
+                let next = state.tasks.next().expect("peeked");
+                state.next_id = next.task.id.0 + 1;
+                state.unfinished.insert(next.task.id.0);
+                state.taken += 1;
+                return Some(Work { attempt: next.prior_attempts + 1, task: next.task, tries: 0 });
+            }
+            state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Queues a retry ahead of new tasks.
+    pub fn retry(&self, work: Work) {
+        self.lock().retries.push_back(work);
+        self.changed.notify_one();
+    }
+
+    /// A task has its final outcome: the window may move on.
+    pub fn finished(&self, id: u64) {
+        self.lock().unfinished.remove(&id);
+        self.changed.notify_all();
+    }
+
+    /// Attempts handed out so far, and whether every task has been handed out with no retry
+    /// waiting.
+    pub fn progress(&self) -> (u64, bool) {
+        let mut state = self.lock();
+        let drained = state.tasks.peek().is_none() && state.retries.is_empty();
+        (state.taken, drained)
+    }
+
+    /// Hands out nothing more; returns the retries that were waiting, for the engine to settle.
+    pub fn close(&self) -> Vec<Work> {
+        let mut state = self.lock();
+        state.closed = true;
+        let left = state.retries.drain(..).collect();
+        drop(state);
+        self.changed.notify_all();
+        left
+    }
+}

@@ -1,0 +1,95 @@
+//! A task's stdout and stderr: files in the run directory that the task writes straight into.
+//!
+//! Each starts as an unnamed file (`O_TMPFILE`) in `tasks/` and gets its name, `<id>.out` or
+//! `<id>.err`, only if the task wrote something: a quiet task costs no directory entry and no
+//! unlink. Where the file system has no `O_TMPFILE`, named files are created and empty ones
+//! removed, to the same effect.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, CWD, Mode, OFlags, linkat, open};
+
+/// How much of stderr the report keeps.
+pub const STDERR_TAIL_BYTES: u64 = 4096;
+
+/// One output stream of a task attempt.
+pub(crate) struct Output {
+    file: File,
+    path: PathBuf,
+    /// Whether the file already has its name (the fallback without `O_TMPFILE`).
+    named: bool,
+}
+
+impl Output {
+    /// An output that will be `dir/name` if the task writes to it.
+    pub fn create(dir: &Path, name: &str) -> io::Result<Self> {
+        let path = dir.join(name);
+        let mode = Mode::from_raw_mode(crate::report::FILE_MODE);
+        match open(dir, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, mode) {
+            Ok(fd) => Ok(Self { file: File::from(fd), path, named: false }),
+            Err(_) => Ok(Self { file: crate::report::create_file(&path)?, path, named: true }),
+        }
+    }
+
+    /// A handle for the child's stdout or stderr.
+    pub fn for_child(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
+    /// Once the task is done: names the file if the task wrote to it, drops it if not; returns
+    /// its size.
+    pub fn finish(&self) -> io::Result<u64> {
+        let len = self.file.metadata()?.len();
+        match (len, self.named) {
+            (0, true) => std::fs::remove_file(&self.path)?,
+            (0, false) | (_, true) => {}
+            (_, false) => {
+                let fd = format!("/proc/self/fd/{}", self.file.as_fd().as_raw_fd());
+                if let Err(e) = linkat(CWD, fd.as_str(), CWD, &self.path, AtFlags::SYMLINK_FOLLOW) {
+                    // A leftover of an earlier run under the same name: this attempt's output wins.
+                    if e != rustix::io::Errno::EXIST {
+                        return Err(e.into());
+                    }
+                    std::fs::remove_file(&self.path)?;
+                    linkat(CWD, fd.as_str(), CWD, &self.path, AtFlags::SYMLINK_FOLLOW)?;
+                }
+            }
+        }
+        Ok(len)
+    }
+
+    /// The last `STDERR_TAIL_BYTES` of the file, lossily decoded.
+    pub fn tail(&self, len: u64) -> io::Result<String> {
+        read_tail(&self.file, len)
+    }
+}
+
+fn read_tail(file: &File, len: u64) -> io::Result<String> {
+    let start = len.saturating_sub(STDERR_TAIL_BYTES);
+    let mut bytes = vec![0; usize::try_from(len - start).unwrap_or(0)];
+    let mut read = 0;
+    while read < bytes.len() {
+        match file.read_at(&mut bytes[read..], start + read as u64)? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    bytes.truncate(read);
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The size of the file at `path` and its last `STDERR_TAIL_BYTES`, lossily decoded; `(0, "")`
+/// when there is no file (an empty output leaves none).
+pub fn tail(path: &Path) -> io::Result<(u64, String)> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, String::new())),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    Ok((len, read_tail(&file, len)?))
+}
