@@ -9,11 +9,10 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-
 use crate::exec::cgroup::TaskCgroup;
 use crate::exec::exit_watch::ExitWatch;
-use crate::exec::output::Output;
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
+use crate::exec::output::Output;
 use crate::exec::pool::{Context, Event, Started};
 use crate::exec::unix::{self, ChildSetup, UnixSignal};
 use crate::plan::Task;
@@ -22,7 +21,6 @@ use crate::plan::Task;
 /// `ChildSetup::needed`), and it reaches only a task's first process, so it is off: processes a
 /// `SIGKILL`ed poolrun leaves are found by their `POOLRUN_RUN_ID` and killed on `--resume`.
 const DIE_WITH_POOLRUN: bool = false;
-
 
 /// `run_attempt`, with a panic turned into a `failed` outcome: the pool counts outcomes, so a
 /// worker that died without one would leave the run waiting forever.
@@ -61,7 +59,10 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
     let ((stdout, stderr), (out, err)) = match outputs {
         Ok(outputs) => outputs,
         Err(e) => {
-            let reason = format!("cannot create the task's output files in {}: {e}", ctx.tasks_dir.display());
+            let reason = format!(
+                "cannot create the task's output files in {}: {e}",
+                ctx.tasks_dir.display()
+            );
             return not_started(task, attempt, started_at, false, reason);
         }
     };
@@ -85,13 +86,16 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
         id: task.id,
         running: &ctx.running,
     };
-    let _ = ctx.events.send(Event::Started(Started {
+    let started = Started {
         id: task.id,
         key: task.key.clone(),
         attempt,
         pid,
         at: started_at,
-    }));
+    };
+    if !ctx.start_log.as_ref().is_some_and(|log| log(&started)) {
+        let _ = ctx.events.send(Event::Started(started));
+    }
     if registered.pause {
         unix::signal_group(pid, UnixSignal::SIGSTOP);
     }
@@ -323,7 +327,12 @@ fn wait(
 
 /// SIGTERM to the group; then, once the group is empty or the grace period is over, SIGKILL to
 /// whatever is left; then reap the direct child.
-fn terminate(child: &mut Child, watch: &ExitWatch, pid: u32, grace: Duration) -> io::Result<ExitStatus> {
+fn terminate(
+    child: &mut Child,
+    watch: &ExitWatch,
+    pid: u32,
+    grace: Duration,
+) -> io::Result<ExitStatus> {
     unix::signal_group(pid, UnixSignal::SIGTERM);
     // A stopped process acts on SIGTERM only once continued.
     unix::signal_group(pid, UnixSignal::SIGCONT);

@@ -34,6 +34,8 @@ struct State<I: Iterator<Item = Dispatch>> {
     taken: u64,
     /// No more work is handed out; idle workers leave.
     closed: bool,
+    /// Tasks whose worker waits for the engine to have seen their failed attempt.
+    awaiting: BTreeSet<u64>,
 }
 
 impl<I: Iterator<Item = Dispatch>> Dispenser<I> {
@@ -47,6 +49,7 @@ impl<I: Iterator<Item = Dispatch>> Dispenser<I> {
                 retries: VecDeque::new(),
                 taken: 0,
                 closed: false,
+                awaiting: BTreeSet::new(),
             }),
             changed: Condvar::new(),
         }
@@ -69,14 +72,49 @@ impl<I: Iterator<Item = Dispatch>> Dispenser<I> {
             }
             let low = state.unfinished.first().copied().unwrap_or(state.next_id);
             let limit = low.saturating_add(state.window);
-            if state.tasks.peek().is_some_and(|next| next.task.id.0 < limit) {
+            if state
+                .tasks
+                .peek()
+                .is_some_and(|next| next.task.id.0 < limit)
+            {
                 let next = state.tasks.next().expect("peeked");
                 state.next_id = next.task.id.0 + 1;
                 state.unfinished.insert(next.task.id.0);
                 state.taken += 1;
-                return Some(Work { attempt: next.prior_attempts + 1, task: next.task, tries: 0 });
+                return Some(Work {
+                    attempt: next.prior_attempts + 1,
+                    task: next.task,
+                    tries: 0,
+                });
             }
-            state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// A worker whose attempt failed holds its slot until the engine has seen the failure: it
+    /// may halt the run, and then no task may start after it. Call before sending the outcome.
+    pub fn expect_ack(&self, id: u64) {
+        self.lock().awaiting.insert(id);
+    }
+
+    /// Waits for `ack(id)` (or for the dispenser to close).
+    pub fn await_ack(&self, id: u64) {
+        let mut state = self.lock();
+        while state.awaiting.contains(&id) && !state.closed {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// The engine has acted on task `id`'s failed attempt.
+    pub fn ack(&self, id: u64) {
+        if self.lock().awaiting.remove(&id) {
+            self.changed.notify_all();
         }
     }
 

@@ -19,8 +19,8 @@ pub mod unix;
 
 use thiserror::Error;
 
-pub use output::{STDERR_TAIL_BYTES, tail};
 pub use outcome::{TaskOutcome, TaskStatus};
+pub use output::{STDERR_TAIL_BYTES, tail};
 pub use pool::{Dispatch, LocalPool, Started, StopReason};
 pub use signals::Interrupt;
 
@@ -32,6 +32,11 @@ pub trait Sink {
     type Error;
     /// An attempt started.
     fn started(&mut self, started: &Started) -> Result<(), Self::Error>;
+    /// A way for the workers to record starts themselves, without waking the engine's thread
+    /// for each: `None` sends them through `started`.
+    fn start_log(&self) -> Option<StartLog> {
+        None
+    }
     /// An attempt ended; `will_retry` says whether another attempt of the task follows.
     fn attempt_finished(
         &mut self,
@@ -43,6 +48,10 @@ pub trait Sink {
     /// Makes everything recorded so far durable.
     fn commit(&mut self) -> Result<(), Self::Error>;
 }
+
+/// Records a start from a worker thread; returns false when it could not (the start then goes
+/// through `Sink::started`).
+pub type StartLog = Box<dyn Fn(&Started) -> bool + Send + Sync>;
 
 /// A failure of the executor itself (a task's failure is an outcome, not an error).
 #[derive(Debug, Error)]

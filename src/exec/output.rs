@@ -30,8 +30,16 @@ impl Output {
         let path = dir.join(name);
         let mode = Mode::from_raw_mode(crate::report::FILE_MODE);
         match open(dir, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, mode) {
-            Ok(fd) => Ok(Self { file: File::from(fd), path, named: false }),
-            Err(_) => Ok(Self { file: crate::report::create_file(&path)?, path, named: true }),
+            Ok(fd) => Ok(Self {
+                file: File::from(fd),
+                path,
+                named: false,
+            }),
+            Err(_) => Ok(Self {
+                file: crate::report::create_file(&path)?,
+                path,
+                named: true,
+            }),
         }
     }
 

@@ -12,14 +12,14 @@ use signal_hook::consts::{SIGCONT, SIGTSTP};
 
 use crate::exec::attempt::run_attempt_guarded;
 use crate::exec::cgroup::PidsCgroup;
+use crate::exec::dispenser::{Dispenser, Work};
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
 use crate::exec::pause::PauseClock;
 use crate::exec::running::Running;
-use crate::exec::dispenser::{Dispenser, Work};
 use crate::exec::schedule::{PendingRetry, RetryQueue};
 use crate::exec::signals::{Forwarder, stop_self};
 use crate::exec::unix::{self, UnixSignal};
-use crate::exec::{ExecError, Sink};
+use crate::exec::{ExecError, Sink, StartLog};
 use crate::job::policy::{HaltMode, RetryOn};
 use crate::plan::{Plan, Task, TaskId};
 
@@ -91,6 +91,7 @@ pub(crate) struct Context<'a> {
     pub max_processes: Option<u32>,
     pub cgroup: Option<PidsCgroup>,
     pub events: Sender<Event>,
+    pub start_log: Option<StartLog>,
 }
 
 /// A run that is stopping: no new task starts; with `kill_at`, running tasks got SIGTERM and get
@@ -148,6 +149,7 @@ impl LocalPool<'_> {
                 cgroup
             }),
             events: tx,
+            start_log: sink.start_log(),
         };
         let threads_count = threads.current_num_threads();
         let dispenser = Dispenser::new(tasks, self.window);
@@ -164,6 +166,8 @@ impl LocalPool<'_> {
             failed: 0,
             sink,
             sink_error: None,
+            last_commit: Instant::now(),
+            commit_due: None,
         };
         threads.in_place_scope(|scope| {
             for _ in 0..threads_count {
@@ -172,7 +176,9 @@ impl LocalPool<'_> {
             }
             engine.drive(&rx);
         });
-        let Engine { stop, sink_error, .. } = engine;
+        let Engine {
+            stop, sink_error, ..
+        } = engine;
         drop(forwarder);
         unix::reap_orphans();
         Ok((stop.map(|s| s.reason), sink_error))
@@ -181,11 +187,24 @@ impl LocalPool<'_> {
 
 /// A worker: takes attempts from the dispenser and runs them until it is closed.
 fn work<I: Iterator<Item = Dispatch>>(dispenser: &Dispenser<I>, ctx: &Context<'_>) {
-    while let Some(Work { task, attempt, tries }) = dispenser.take() {
+    while let Some(Work {
+        task,
+        attempt,
+        tries,
+    }) = dispenser.take()
+    {
         let mut outcome = run_attempt_guarded(task, attempt, ctx);
         outcome.tries = tries + 1;
+        let id = outcome.task.id.0;
+        let failed = outcome.status != TaskStatus::Succeeded;
+        if failed {
+            dispenser.expect_ack(id);
+        }
         // The receiver outlives every worker: the engine returns only when none is left.
         let _ = ctx.events.send(Event::Finished(Box::new(outcome)));
+        if failed {
+            dispenser.await_ack(id);
+        }
     }
 }
 
@@ -206,7 +225,13 @@ struct Engine<'a, 'p, I: Iterator<Item = Dispatch>, S: Sink> {
     failed: u64,
     sink: &'a mut S,
     sink_error: Option<S::Error>,
+    last_commit: Instant,
+    /// When the batch under way is to be committed.
+    commit_due: Option<Instant>,
 }
+
+/// The longest a batch of outcomes waits for its commit.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(5);
 
 impl<I: Iterator<Item = Dispatch>, S: Sink> Engine<'_, '_, I, S> {
     fn drive(&mut self, rx: &Receiver<Event>) {
@@ -218,6 +243,7 @@ impl<I: Iterator<Item = Dispatch>, S: Sink> Engine<'_, '_, I, S> {
                 break;
             }
             let wake = [
+                self.commit_due,
                 self.retries.next_due(),
                 self.stop.as_ref().and_then(|s| s.kill_at),
                 self.deadline.filter(|_| self.stop.is_none()),
@@ -240,19 +266,51 @@ impl<I: Iterator<Item = Dispatch>, S: Sink> Engine<'_, '_, I, S> {
                 Err(RecvTimeoutError::Timeout) => self.on_timer(),
                 Err(RecvTimeoutError::Disconnected) => unreachable!("the context holds a sender"),
             }
-            self.record(S::commit);
+            self.commit_soon();
         }
         self.settle_retries();
         self.record(S::commit);
+    }
+
+    /// Group commit: a batch is committed at most `COMMIT_INTERVAL` after the previous commit,
+    /// so a burst of short tasks costs a few fsyncs a second, not one per task. Nothing waits on
+    /// it but retries, halts and report rows, which the engine only acts on once committed.
+    fn commit_soon(&mut self) {
+        let now = Instant::now();
+        match self.commit_due {
+            Some(due) if due > now => {}
+            _ if self.last_commit + COMMIT_INTERVAL > now => {
+                self.commit_due = Some(self.last_commit + COMMIT_INTERVAL);
+            }
+            _ => {
+                self.record(S::commit);
+                self.last_commit = Instant::now();
+                self.commit_due = None;
+            }
+        }
     }
 
     /// Hands retries whose delay is over to the workers (only ever after a commit: a retry acts
     /// on the outcome before it).
     fn release_due_retries(&mut self) {
         while let Some(retry) = self.retries.pop_due(Instant::now()) {
-            let PendingRetry { task, attempt, tries, last, .. } = retry;
+            if self.commit_due.take().is_some() {
+                self.record(S::commit);
+                self.last_commit = Instant::now();
+            }
+            let PendingRetry {
+                task,
+                attempt,
+                tries,
+                last,
+                ..
+            } = retry;
             self.handed.insert(task.id.0, last);
-            self.dispenser.retry(Work { task, attempt, tries });
+            self.dispenser.retry(Work {
+                task,
+                attempt,
+                tries,
+            });
         }
     }
 
@@ -273,8 +331,10 @@ impl<I: Iterator<Item = Dispatch>, S: Sink> Engine<'_, '_, I, S> {
             Event::Started(started) => self.record(|sink| sink.started(&started)),
             Event::Finished(outcome) => {
                 self.attempts_done += 1;
-                self.handed.remove(&outcome.task.id.0);
+                let id = outcome.task.id.0;
+                self.handed.remove(&id);
                 self.on_finished(*outcome);
+                self.dispenser.ack(id);
             }
             Event::Signal(signal) => self.on_signal(signal),
         }
@@ -282,7 +342,8 @@ impl<I: Iterator<Item = Dispatch>, S: Sink> Engine<'_, '_, I, S> {
 
     fn on_finished(&mut self, outcome: TaskOutcome) {
         let retry = &self.plan.job().pool.retry;
-        let again = self.stop.is_none() && outcome.tries <= retry.retries && retryable(&retry.on, &outcome);
+        let again =
+            self.stop.is_none() && outcome.tries <= retry.retries && retryable(&retry.on, &outcome);
         self.record(|sink| sink.attempt_finished(&outcome, again));
         if again {
             let delay = retry.delay.delay(outcome.tries, jitter_unit(&outcome));
@@ -302,13 +363,20 @@ impl<I: Iterator<Item = Dispatch>, S: Sink> Engine<'_, '_, I, S> {
     fn finalize(&mut self, outcome: TaskOutcome) {
         self.dispenser.finished(outcome.task.id.0);
         self.finished += 1;
-        if matches!(outcome.status, TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::SpawnFailed) {
+        if matches!(
+            outcome.status,
+            TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::SpawnFailed
+        ) {
             self.failed += 1;
         }
         self.record(|sink| sink.task_done(outcome));
         let pool = &self.plan.job().pool;
         if self.stop.is_none() && pool.halt.triggered(self.failed, self.finished) {
-            tracing::warn!("halting: {} of {} finished tasks failed", self.failed, self.finished);
+            tracing::warn!(
+                "halting: {} of {} finished tasks failed",
+                self.failed,
+                self.finished
+            );
             self.begin_stop(StopReason::Halted, pool.halt_mode == HaltMode::Now);
         }
     }
@@ -326,7 +394,10 @@ impl<I: Iterator<Item = Dispatch>, S: Sink> Engine<'_, '_, I, S> {
             }
             // A second Ctrl-C (or TERM, or HUP) while the tasks are being stopped: no more grace.
             _ if self.stop.as_ref().is_some_and(|s| s.kill_at.is_some()) => self.kill_now(),
-            _ if self.stop.as_ref().is_some_and(|s| matches!(s.reason, StopReason::Signal(_))) => {}
+            _ if self
+                .stop
+                .as_ref()
+                .is_some_and(|s| matches!(s.reason, StopReason::Signal(_))) => {}
             // A signal during a soft halt (or with nothing running) is an interruption that stops
             // the tasks.
             _ => {
@@ -338,7 +409,12 @@ impl<I: Iterator<Item = Dispatch>, S: Sink> Engine<'_, '_, I, S> {
 
     fn on_timer(&mut self) {
         let now = Instant::now();
-        if self.stop.as_ref().and_then(|s| s.kill_at).is_some_and(|at| at <= now) {
+        if self
+            .stop
+            .as_ref()
+            .and_then(|s| s.kill_at)
+            .is_some_and(|at| at <= now)
+        {
             self.kill_now();
         }
         if self.stop.is_none() && self.deadline.is_some_and(|d| d <= now) {
@@ -351,12 +427,18 @@ impl<I: Iterator<Item = Dispatch>, S: Sink> Engine<'_, '_, I, S> {
         if self.stop.is_some() {
             return;
         }
-        let kill_at = stop_running.then(|| {
-            self.ctx.running.stop_all(UnixSignal::SIGTERM);
-            Instant::now() + self.ctx.grace_period
+        // Close the dispenser first: a worker whose task dies of the SIGTERM must find no work.
+        self.stop = Some(Stop {
+            reason,
+            kill_at: None,
         });
-        self.stop = Some(Stop { reason, kill_at });
         self.settle_retries();
+        if stop_running {
+            self.ctx.running.stop_all(UnixSignal::SIGTERM);
+            if let Some(stop) = &mut self.stop {
+                stop.kill_at = Some(Instant::now() + self.ctx.grace_period);
+            }
+        }
     }
 
     fn kill_now(&mut self) {

@@ -202,9 +202,17 @@ impl Journal {
             .map_err(ReportError::io("append to the journal", &self.path))?;
         self.batch.clear();
         if std::mem::take(&mut self.durable) {
-            self.file.sync_data().map_err(ReportError::io("sync the journal", &self.path))?;
+            self.file
+                .sync_data()
+                .map_err(ReportError::io("sync the journal", &self.path))?;
         }
         Ok(())
+    }
+
+    /// Another handle on the journal file (opened for appending), for the workers' `started`
+    /// records: each is one `write`, so lines never interleave. Synced with the next commit.
+    pub fn append_handle(&self) -> Option<File> {
+        self.file.try_clone().ok()
     }
 
     /// Appends one record and commits it.

@@ -1,7 +1,9 @@
 //! The engine's `Sink` for a local run: every start and finish goes to the journal, every final
 //! outcome to the report, the report rows only once the journal batch holding them is on disk.
 
-use crate::exec::{Sink, Started, TaskOutcome};
+use std::io::Write;
+
+use crate::exec::{Sink, StartLog, Started, TaskOutcome};
 use crate::report::journal::{AttemptFinished, AttemptStarted, Journal, Record};
 use crate::report::{ReportError, ReportWriter, TaskRecord};
 
@@ -38,6 +40,17 @@ impl<'a> Recorder<'a> {
 
 impl Sink for Recorder<'_> {
     type Error = ReportError;
+
+    fn start_log(&self) -> Option<StartLog> {
+        let file = self.journal.append_handle()?;
+        Some(Box::new(move |started: &Started| {
+            let mut line = serde_json::to_vec(&Record::Started(AttemptStarted::new(started)))
+                .expect("records serialize");
+            line.push(b'\n');
+            // One write on a file opened for appending: never interleaved with the engine's.
+            (&file).write_all(&line).is_ok()
+        }))
+    }
 
     fn started(&mut self, started: &Started) -> Result<(), ReportError> {
         self.journal
