@@ -20,7 +20,7 @@ use crate::exec::schedule::{PendingRetry, RetryQueue};
 use crate::exec::signals::{Forwarder, stop_self};
 use crate::exec::unix::{self, UnixSignal};
 use crate::exec::{ExecError, Sink, StartLog};
-use crate::job::policy::{HaltMode, RetryOn};
+use crate::job::policy::{Halt, HaltMode, RetryOn};
 use crate::plan::{Plan, Task, TaskId};
 
 /// A task to run and how many attempts it already had (in earlier, resumed runs).
@@ -92,6 +92,7 @@ pub(crate) struct Context<'a> {
     pub cgroup: Option<PidsCgroup>,
     pub events: Sender<Event>,
     pub start_log: Option<StartLog>,
+    pub halt_on_rate: bool,
 }
 
 /// A run that is stopping: no new task starts; with `kill_at`, running tasks got SIGTERM and get
@@ -150,6 +151,7 @@ impl LocalPool<'_> {
             }),
             events: tx,
             start_log: sink.start_log(),
+            halt_on_rate: matches!(job.pool.halt, Halt::MaxFailureRate { .. }),
         };
         let threads_count = threads.current_num_threads();
         let dispenser = Dispenser::new(tasks, self.window);
@@ -196,7 +198,9 @@ fn work<I: Iterator<Item = Dispatch>>(dispenser: &Dispenser<I>, ctx: &Context<'_
         let mut outcome = run_attempt_guarded(task, attempt, ctx);
         outcome.tries = tries + 1;
         let id = outcome.task.id.0;
-        let failed = outcome.status != TaskStatus::Succeeded;
+        // Only an outcome that may halt the run holds the slot: a failure, or with a failure-rate
+        // policy any outcome (it moves the rate, and may be the one that makes it count).
+        let failed = outcome.status != TaskStatus::Succeeded || ctx.halt_on_rate;
         if failed {
             dispenser.expect_ack(id);
         }
