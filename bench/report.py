@@ -88,3 +88,7 @@ print(f"""
 | `/bin/true` | {startup['direct'] * 1000:.2f} ms |
 | `poolrun run` of a one-task job | {startup['poolrun'] * 1000:.2f} ms |
 """)
+
+# The profile notes are written by hand (bench/profile.md): where the time goes and what changed.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "profile.md")) as f:
+    print(f.read())

@@ -34,8 +34,9 @@ cargo build --release --quiet --manifest-path bench/baseline/Cargo.toml
 poolrun=$root/target/release/poolrun
 baseline=$root/bench/baseline/target/release/baseline
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# Kept after the run (under target/, ignored by git) so a failed step can be looked into.
+work=$root/target/bench
+rm -rf "$work" && mkdir -p "$work"
 seq "$N" > "$work/args"
 
 job() { # name, body
@@ -92,12 +93,12 @@ run_kib=$(peak "$poolrun" run -q "$work/memory.toml")
 plan_start=$(date +%s.%N)
 plan_kib=$(peak "$poolrun" plan --json "$work/plan.toml")
 plan_seconds=$(echo "$(date +%s.%N) - $plan_start" | bc)
-memory_dir=$(echo "$work"/runs/memory/*/)
+memory_dir=$(ls -d "$work"/runs/memory/2*/)
 files=$(find "$memory_dir/tasks" -type f | wc -l)
 
 echo "== timeout precision: $TIMEOUT_TASKS tasks under a 200 ms timeout" >&2
 "$poolrun" run -q "$work/timeouts.toml" || true
-timeouts_dir=$(echo "$work"/runs/timeouts/*/)
+timeouts_dir=$(ls -d "$work"/runs/timeouts/2*/)
 
 python3 bench/report.py "$work" "$N" "$MEMORY_TASKS" "$PLAN_ITEMS" "$run_kib" "$plan_kib" "$plan_seconds" \
     "$files" "$timeouts_dir" > BENCHMARKS.md

@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use crate::support::{Job, Run, poolrun, range, wait_for};
 
-fn hold_lock(job: &Job) -> std::process::Child {
-    let child = poolrun()
-        .current_dir(job.dir.path())
-        .arg("run")
-        .arg(&job.path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+fn hold_lock(job: &Job) -> crate::support::Background {
+    let child = crate::support::background(
+        poolrun()
+            .current_dir(job.dir.path())
+            .arg("run")
+            .arg(&job.path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
     wait_for(
         Duration::from_secs(10),
         "the first run's task to start",
@@ -40,7 +40,7 @@ fn a_second_concurrent_run_exits_75_naming_the_holder() {
         second.stderr
     );
     std::fs::write(job.file("release"), "").unwrap();
-    let first: Run = crate::support::finish(first);
+    let first: Run = crate::support::finish_background(first);
     assert_eq!(first.code, 0, "{}", first.stderr);
     // Released: the next run goes ahead.
     assert_eq!(job.run(&[]).code, 0);
@@ -53,13 +53,13 @@ fn overlap_wait_runs_after_the_holder() {
         range(1, 1)
     ));
     let first = hold_lock(&job);
-    let second = poolrun()
-        .current_dir(job.dir.path())
-        .arg("run")
-        .arg(&job.path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let second = crate::support::background(
+        poolrun()
+            .current_dir(job.dir.path())
+            .arg("run")
+            .arg(&job.path)
+            .stderr(Stdio::piped()),
+    );
     // The second run is waiting: it has not started its task.
     wait_for(Duration::from_secs(10), "the second run to wait", || {
         let text = std::fs::read_dir(job.file("runs/job")).ok()?.count();
@@ -73,8 +73,8 @@ fn overlap_wait_runs_after_the_holder() {
         1
     );
     std::fs::write(job.file("release"), "").unwrap();
-    let first: Run = crate::support::finish(first);
-    let second: Run = crate::support::finish(second);
+    let first: Run = crate::support::finish_background(first);
+    let second: Run = crate::support::finish_background(second);
     assert_eq!(
         (first.code, second.code),
         (0, 0),
@@ -160,5 +160,5 @@ fn the_report_of_a_running_run_is_not_rebuilt() {
     );
     assert!(!job.file("runs/job/latest/report.json").exists());
     std::fs::write(job.file("release"), "").unwrap();
-    assert_eq!(crate::support::finish(first).code, 0);
+    assert_eq!(crate::support::finish_background(first).code, 0);
 }

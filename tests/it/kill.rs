@@ -112,14 +112,14 @@ fn interrupt(signal: Signal, expected: i32) {
         "command = \"echo $$ > {{id}}.pid; sleep 1000 & echo $! >> {{id}}.pid; wait\"\n{}grace-period = \"2s\"\n",
         range(5, 2)
     ));
-    let child = crate::support::poolrun()
-        .current_dir(job.dir.path())
-        .arg("run")
-        .arg(&job.path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = crate::support::background(
+        crate::support::poolrun()
+            .current_dir(job.dir.path())
+            .arg("run")
+            .arg(&job.path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     let run_dir = wait_for(Duration::from_secs(10), "the run directory", || {
         std::fs::canonicalize(job.dir.path().join("runs/job/latest")).ok()
     });
@@ -129,7 +129,7 @@ fn interrupt(signal: Signal, expected: i32) {
         (started.matches("\"started\"").count() == 2 && pid_files == 4).then_some(())
     });
     kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), signal).unwrap();
-    let run: Run = crate::support::finish(child);
+    let run: Run = crate::support::finish_background(child);
     assert_eq!(run.code, expected, "{}", run.stderr);
     let report = crate::support::read_report(&run_dir);
     assert_eq!(report["run"]["status"], "interrupted");
@@ -167,14 +167,14 @@ fn a_second_sigint_kills_at_once() {
         "command = \"trap 'echo term >> got' TERM; echo $$ > {{id}}.pid; while :; do sleep 0.05; done\"\n{}grace-period = \"1h\"\n",
         range(1, 1)
     ));
-    let child = crate::support::poolrun()
-        .current_dir(job.dir.path())
-        .arg("run")
-        .arg(&job.path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = crate::support::background(
+        crate::support::poolrun()
+            .current_dir(job.dir.path())
+            .arg("run")
+            .arg(&job.path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     wait_for(Duration::from_secs(10), "the task to start", || {
         (!pids_in(job.dir.path()).is_empty()).then_some(())
     });
@@ -184,7 +184,7 @@ fn a_second_sigint_kills_at_once() {
         job.file("got").exists().then_some(())
     });
     kill(pid, Signal::SIGINT).unwrap();
-    let run = crate::support::finish(child);
+    let run = crate::support::finish_background(child);
     assert_eq!(run.code, 130, "{}", run.stderr);
     let report =
         crate::support::read_report(&std::fs::canonicalize(job.file("runs/job/latest")).unwrap());
@@ -207,13 +207,13 @@ fn ctrl_z_pauses_the_tasks_and_their_timeouts() {
         "command = \"echo $$ > {{id}}.pid; while [ ! -e go ]; do sleep 0.02; done; sleep 0.3\"\n{}timeout = \"2s\"\n",
         range(2, 2)
     ));
-    let child = crate::support::poolrun()
-        .current_dir(job.dir.path())
-        .arg("run")
-        .arg(&job.path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = crate::support::background(
+        crate::support::poolrun()
+            .current_dir(job.dir.path())
+            .arg("run")
+            .arg(&job.path)
+            .stderr(Stdio::piped()),
+    );
     let tasks_started = || {
         let pids = pids_in(job.dir.path());
         (pids.len() == 2).then_some(pids)
@@ -245,7 +245,7 @@ fn ctrl_z_pauses_the_tasks_and_their_timeouts() {
         Signal::SIGCONT,
     )
     .unwrap();
-    let run: Run = crate::support::finish(child);
+    let run: Run = crate::support::finish_background(child);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let report =
         crate::support::read_report(&std::fs::canonicalize(job.file("runs/job/latest")).unwrap());

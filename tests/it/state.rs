@@ -1,10 +1,8 @@
 //! The journal, rebuilding a lost report, and resuming a run.
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::Value;
 
 use crate::support::{
@@ -12,16 +10,16 @@ use crate::support::{
 };
 
 /// Starts `poolrun run` on `job` in the background.
-fn spawn(job: &Job, args: &[&str]) -> Child {
-    poolrun()
-        .current_dir(job.dir.path())
-        .arg("run")
-        .arg(&job.path)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+fn spawn(job: &Job, args: &[&str]) -> crate::support::Background {
+    crate::support::background(
+        poolrun()
+            .current_dir(job.dir.path())
+            .arg("run")
+            .arg(&job.path)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )
 }
 
 /// Waits until the run's journal has `finished` finished and `started` started records.
@@ -38,13 +36,8 @@ fn wait_journal(job: &Job, finished: usize, started: usize) {
     });
 }
 
-fn sigkill(child: &mut Child) {
-    kill(
-        Pid::from_raw(i32::try_from(child.id()).unwrap()),
-        Signal::SIGKILL,
-    )
-    .unwrap();
-    child.wait().unwrap();
+fn sigkill(child: &mut crate::support::Background) {
+    child.kill9();
 }
 
 /// The parts of task rows that a clean run and a resumed one must share.

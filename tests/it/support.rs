@@ -97,6 +97,53 @@ impl Job {
 /// hanging CI).
 pub const COMMAND_LIMIT: Duration = Duration::from_secs(120);
 
+/// A poolrun started in the background. Should the test fail before `finish`, dropping it
+/// sends poolrun SIGTERM (so it stops its tasks) and then SIGKILL: no test leaves processes behind.
+pub struct Background(Option<Child>);
+
+impl Background {
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL, as a crash would, and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        use wait_timeout::ChildExt;
+        if let Some(mut child) = self.0.take() {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            if !matches!(child.wait_timeout(Duration::from_secs(10)), Ok(Some(_))) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// Starts `command` in the background.
+pub fn background(command: &mut Command) -> Background {
+    Background(Some(command.spawn().expect("start poolrun")))
+}
+
+/// Waits for a background poolrun; see `finish`.
+pub fn finish_background(mut background: Background) -> Run {
+    finish(background.0.take().expect("running"))
+}
+
 /// Waits for a poolrun started with piped output, failing the test (and killing it) if it
 /// outlives `COMMAND_LIMIT`.
 pub fn finish(mut child: Child) -> Run {
