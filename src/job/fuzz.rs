@@ -2,8 +2,8 @@
 //! returns a job whose plan renders consistently, or an error that renders; it never panics.
 //!
 //! CI runs a few hundred cases; a long run is
-//! `POOLRUN_FUZZ_CASES=1000000 cargo test --release --lib job::fuzz` (about ten minutes on two
-//! cores). Any failure it finds becomes a case in `tests/fixtures/invalid/` or a unit test.
+//! `POOLRUN_FUZZ_CASES=7000000 cargo test --release --lib job::fuzz` (ten to fifteen minutes on
+//! two cores). Any failure it finds becomes a case in `tests/fixtures/invalid/` or a unit test.
 
 use std::path::Path;
 use std::sync::Arc;
