@@ -72,15 +72,17 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
         Err(reason) => return not_started(task, attempt, started_at, true, reason),
     };
     let mut command = command(&task, attempt, ctx, (stdout, stderr), setup);
+    ctx.running.spawning(1);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
+            ctx.running.spawning(-1);
             let reason = spawn_error(&task, &e);
             return not_started(task, attempt, started_at, true, reason);
         }
     };
     let pid = child.id();
-    let registered = ctx.running.insert(task.id, pid);
+    ctx.running.insert(task.id, pid);
     let guard = KillOnUnwind {
         pid,
         id: task.id,
@@ -95,13 +97,6 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
     };
     if !ctx.start_log.as_ref().is_some_and(|log| log(&started)) {
         let _ = ctx.events.send(Event::Started(started));
-    }
-    if registered.pause {
-        unix::signal_group(pid, UnixSignal::SIGSTOP);
-    }
-    if let Some(signal) = registered.stop {
-        unix::signal_group(pid, signal);
-        unix::signal_group(pid, UnixSignal::SIGCONT);
     }
     let (status, terminated_at) = wait(&mut child, pid, ctx);
     let timed_out = terminated_at.is_some();

@@ -390,6 +390,9 @@ impl<I: Iterator<Item = Dispatch>, S: Sink> Engine<'_, '_, I, S> {
             SIGTSTP => {
                 self.ctx.pause.pause();
                 self.ctx.running.set_paused(true);
+                // A task started but not yet registered pauses itself on registering; wait for
+                // those registrations before poolrun stops.
+                self.ctx.running.wait_for_spawns();
                 stop_self();
             }
             SIGCONT => {

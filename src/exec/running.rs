@@ -15,6 +15,8 @@ pub(crate) struct Running {
 
 #[derive(Default)]
 struct State {
+    /// Workers between `spawning(1)` and `insert`: their task runs but is not registered yet.
+    spawning: usize,
     /// The last stop signal sent to every group (SIGTERM, then SIGKILL), for late registrants.
     stopping: Option<UnixSignal>,
     paused: bool,
@@ -22,23 +24,45 @@ struct State {
     groups: HashMap<TaskId, (u32, bool)>,
 }
 
-/// What a newly registered task must do at once.
-pub(crate) struct Registered {
-    /// The run is stopping: send the task this.
-    pub stop: Option<UnixSignal>,
-    /// The run is paused: pause the task.
-    pub pause: bool,
-}
-
 impl Running {
     /// Registers a started task.
-    pub fn insert(&self, id: TaskId, pgid: u32) -> Registered {
+    ///
+    /// A run that is paused or stopping reaches the task here, under the same lock as
+    /// `set_paused` and `stop_all`: no task can slip between them and run on unpaused or
+    /// unstopped.
+    pub fn insert(&self, id: TaskId, pgid: u32) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.spawning = state.spawning.saturating_sub(1);
         let stop = state.stopping;
         state.groups.insert(id, (pgid, stop.is_some()));
-        Registered {
-            stop,
-            pause: state.paused,
+        if state.paused {
+            unix::signal_group(pgid, UnixSignal::SIGSTOP);
+        }
+        if let Some(signal) = stop {
+            unix::signal_group(pgid, signal);
+            unix::signal_group(pgid, UnixSignal::SIGCONT);
+        }
+    }
+
+    /// A worker is about to start a task (`1`), or failed to (`-1`); `insert` ends a start.
+    pub fn spawning(&self, delta: isize) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.spawning = state.spawning.saturating_add_signed(delta);
+    }
+
+    /// Waits (briefly: a start takes microseconds) until no worker is between starting a task and
+    /// registering it, so pausing poolrun cannot leave such a task running.
+    pub fn wait_for_spawns(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .spawning
+            > 0
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_micros(200));
         }
     }
 

@@ -1,19 +1,11 @@
 //! Scheduled runs: one run of a job at a time, and output fit for cron mail.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::{Job, Run, poolrun, range, wait_for};
 
 fn hold_lock(job: &Job) -> crate::support::Background {
-    let child = crate::support::background(
-        poolrun()
-            .current_dir(job.dir.path())
-            .arg("run")
-            .arg(&job.path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-    );
+    let child = job.start(&[]);
     wait_for(
         Duration::from_secs(10),
         "the first run's task to start",
@@ -49,22 +41,24 @@ fn a_second_concurrent_run_exits_75_naming_the_holder() {
 #[test]
 fn overlap_wait_runs_after_the_holder() {
     let job = Job::new(&format!(
-        "command = \"touch started; echo $POOLRUN_RUN_ID >> order; while [ ! -e release ]; do sleep 0.02; done\"\n{}overlap = \"wait\"\n",
+        "command = \"echo $POOLRUN_RUN_ID >> order; touch started; while [ ! -e release ]; do sleep 0.02; done\"\n{}overlap = \"wait\"\n",
         range(1, 1)
     ));
     let first = hold_lock(&job);
-    let second = crate::support::background(
-        poolrun()
-            .current_dir(job.dir.path())
-            .arg("run")
-            .arg(&job.path)
-            .stderr(Stdio::piped()),
+    let second = job.start(&[]);
+    // The second run is blocked on the lock (/proc/locks lists it as a waiter, "->").
+    let pid = second.id().to_string();
+    wait_for(
+        Duration::from_secs(10),
+        "the second run to wait for the lock",
+        || {
+            let locks = std::fs::read_to_string("/proc/locks").ok()?;
+            locks
+                .lines()
+                .any(|l| l.contains("->") && l.split_whitespace().any(|w| w == pid))
+                .then_some(())
+        },
     );
-    // The second run is waiting: it has not started its task.
-    wait_for(Duration::from_secs(10), "the second run to wait", || {
-        let text = std::fs::read_dir(job.file("runs/job")).ok()?.count();
-        (text >= 2).then_some(())
-    });
     assert_eq!(
         std::fs::read_to_string(job.file("order"))
             .unwrap()

@@ -1,6 +1,5 @@
 //! Stopping tasks: timeouts, the grace period, whole process groups, and signals to poolrun.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -112,14 +111,7 @@ fn interrupt(signal: Signal, expected: i32) {
         "command = \"echo $$ > {{id}}.pid; sleep 1000 & echo $! >> {{id}}.pid; wait\"\n{}grace-period = \"2s\"\n",
         range(5, 2)
     ));
-    let child = crate::support::background(
-        crate::support::poolrun()
-            .current_dir(job.dir.path())
-            .arg("run")
-            .arg(&job.path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
+    let child = job.start(&[]);
     let run_dir = wait_for(Duration::from_secs(10), "the run directory", || {
         std::fs::canonicalize(job.dir.path().join("runs/job/latest")).ok()
     });
@@ -167,14 +159,7 @@ fn a_second_sigint_kills_at_once() {
         "command = \"trap 'echo term >> got' TERM; echo $$ > {{id}}.pid; while :; do sleep 0.05; done\"\n{}grace-period = \"1h\"\n",
         range(1, 1)
     ));
-    let child = crate::support::background(
-        crate::support::poolrun()
-            .current_dir(job.dir.path())
-            .arg("run")
-            .arg(&job.path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
+    let child = job.start(&[]);
     wait_for(Duration::from_secs(10), "the task to start", || {
         (!pids_in(job.dir.path()).is_empty()).then_some(())
     });
@@ -207,13 +192,7 @@ fn ctrl_z_pauses_the_tasks_and_their_timeouts() {
         "command = \"echo $$ > {{id}}.pid; while [ ! -e go ]; do sleep 0.02; done; sleep 0.3\"\n{}timeout = \"2s\"\n",
         range(2, 2)
     ));
-    let child = crate::support::background(
-        crate::support::poolrun()
-            .current_dir(job.dir.path())
-            .arg("run")
-            .arg(&job.path)
-            .stderr(Stdio::piped()),
-    );
+    let child = job.start(&[]);
     let tasks_started = || {
         let pids = pids_in(job.dir.path());
         (pids.len() == 2).then_some(pids)

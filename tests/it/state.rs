@@ -1,6 +1,5 @@
 //! The journal, rebuilding a lost report, and resuming a run.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -8,19 +7,6 @@ use serde_json::Value;
 use crate::support::{
     Job, assert_all_gone, journal, pids_in, poolrun, read_report, statuses, tasks, wait_for,
 };
-
-/// Starts `poolrun run` on `job` in the background.
-fn spawn(job: &Job, args: &[&str]) -> crate::support::Background {
-    crate::support::background(
-        poolrun()
-            .current_dir(job.dir.path())
-            .arg("run")
-            .arg(&job.path)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-    )
-}
 
 /// Waits until the run's journal has `finished` finished and `started` started records.
 fn wait_journal(job: &Job, finished: usize, started: usize) {
@@ -125,7 +111,7 @@ fn a_lost_report_is_rebuilt_identically_from_the_journal() {
 #[test]
 fn the_report_of_a_killed_engine_marks_running_tasks_cancelled() {
     let job = Job::new(GATED);
-    let mut child = spawn(&job, &[]);
+    let mut child = job.start(&[]);
     wait_journal(&job, 2, 4);
     sigkill(&mut child);
     let dir = job.latest("job");
@@ -156,7 +142,7 @@ fn the_report_of_a_killed_engine_marks_running_tasks_cancelled() {
 #[test]
 fn kill_9_then_resume_finishes_every_task_once() {
     let job = Job::new(GATED);
-    let mut child = spawn(&job, &[]);
+    let mut child = job.start(&[]);
     wait_journal(&job, 2, 4);
     sigkill(&mut child);
     std::fs::write(job.file("go"), "").unwrap();

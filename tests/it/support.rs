@@ -81,6 +81,19 @@ impl Job {
         self.cmd("run", args)
     }
 
+    /// `poolrun run job.toml <args>` in the background, stderr kept for `finish_background`.
+    pub fn start(&self, args: &[&str]) -> Background {
+        background(
+            poolrun()
+                .current_dir(self.dir.path())
+                .arg("run")
+                .arg(&self.path)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        )
+    }
+
     /// The newest run directory of this job (`runs/<name>/latest`).
     pub fn latest(&self, name: &str) -> PathBuf {
         let link = self.dir.path().join("runs").join(name).join("latest");
