@@ -204,14 +204,16 @@ fn ctrl_z_pauses_the_tasks_and_their_timeouts() {
         Signal::SIGTSTP,
     )
     .unwrap();
-    wait_for(
-        Duration::from_secs(10),
-        "poolrun and its tasks to stop",
-        || {
-            let all = task_pids.iter().chain([&poolrun_pid]);
-            all.clone().all(|&p| state(p) == Some('T')).then_some(())
-        },
-    );
+    let all: Vec<u32> = task_pids.iter().copied().chain([poolrun_pid]).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !all.iter().all(|&p| state(p) == Some('T')) {
+        let states: Vec<(u32, Option<char>)> = all.iter().map(|&p| (p, state(p))).collect();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "poolrun and its tasks did not all stop: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::fs::write(job.file("go"), "").unwrap();
     // Held stopped for longer than the timeout: the pause is what is under test here.
     std::thread::sleep(Duration::from_millis(2500));
