@@ -147,15 +147,22 @@ pub fn kill_escapees(run_id: &str, task_id: u64, is_task_leader: impl Fn(u32) ->
     ];
     let marks: Vec<&str> = marks.iter().map(String::as_str).collect();
     let mut killed = 0;
+    // One pass over the adopted children: kill this task's escapees, and reap the ones that
+    // already exited (never a task's leader, whose status belongs to its `Child`).
     for pid in procfs::orphans_adopted() {
-        if is_task_leader(pid) || !procfs::stat(pid).is_some_and(|s| s.live()) {
+        let Some(stat) = procfs::stat(pid).filter(|_| !is_task_leader(pid)) else {
             continue;
-        }
-        if procfs::environ_has(pid, &marks) {
+        };
+        if !stat.live() {
+            if stat.pgrp != pid
+                && let Ok(raw) = i32::try_from(pid)
+            {
+                let _ = waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
+            }
+        } else if procfs::environ_has(pid, &marks) {
             killed += kill_tree(pid);
         }
     }
-    reap_orphans_of_groups();
     killed
 }
 
@@ -214,19 +221,6 @@ pub fn become_subreaper() {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         tracing::debug!("cannot become a child subreaper: {e}");
-    }
-}
-
-/// Reaps exited children that are no running task's leader: orphans handed to poolrun. Only the
-/// ones that are not group leaders of a live task can be taken without stealing a `Child`'s
-/// status, so this reaps by pid, after checking each is a zombie that is not a task leader.
-fn reap_orphans_of_groups() {
-    for pid in procfs::orphans_adopted() {
-        if procfs::stat(pid).is_some_and(|s| !s.live() && s.pgrp != pid)
-            && let Ok(raw) = i32::try_from(pid)
-        {
-            let _ = waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
-        }
     }
 }
 

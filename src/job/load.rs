@@ -61,12 +61,7 @@ fn load_as(path: &Path, absolute: &Path, overrides: &Overrides) -> Result<Job, J
 /// Parses and validates job-file `text` as if read from `path` (for messages; its folder is where
 /// relative paths start). For tests and fuzzing: `load` is the way in for files.
 pub fn parse(path: &Path, text: &str, overrides: &Overrides) -> Result<Job, JobError> {
-    let sha256 = Sha256::digest(text.as_bytes())
-        .iter()
-        .fold(String::new(), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        });
+    let sha256 = hex(&Sha256::digest(text.as_bytes()));
     from_text(path, path, text.to_owned(), sha256, overrides)
 }
 
@@ -117,12 +112,7 @@ pub fn read_text(path: &Path) -> Result<(String, String), JobError> {
         return Err(Diagnostic::new(&shown, "", None, message).into());
     }
     let bytes = std::fs::read(path).map_err(read_error)?;
-    let sha256 = Sha256::digest(&bytes)
-        .iter()
-        .fold(String::new(), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        });
+    let sha256 = hex(&Sha256::digest(&bytes));
     match String::from_utf8(bytes) {
         Ok(text) => Ok((text, sha256)),
         Err(e) => {
@@ -135,6 +125,16 @@ pub fn read_text(path: &Path) -> Result<(String, String), JobError> {
             Err(Diagnostic::new(&shown, &text, Some(at..at + 1), message).into())
         }
     }
+}
+
+/// Lowercase hex digits of `bytes` (digests in job records and task keys).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }
 
 /// Turns a `toml` error into a diagnostic with the key path found from its span.

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub use error::JobError;
 pub use load::{
-    DEFAULT_GRACE_PERIOD, DEFAULT_REPORT_DIR, Overrides, load, load_copy, parse, read_text,
+    DEFAULT_GRACE_PERIOD, DEFAULT_REPORT_DIR, Overrides, hex, load, load_copy, parse, read_text,
 };
 use policy::{Halt, HaltMode, Overlap, Retry};
 use template::Template;

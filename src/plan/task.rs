@@ -1,6 +1,6 @@
 //! `Plan` and the `Task`s it renders.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -245,10 +245,5 @@ fn task_key(
         field(&n.to_le_bytes());
     }
     field(&count.to_le_bytes());
-    hash.finalize()[..8]
-        .iter()
-        .fold(String::with_capacity(16), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
+    crate::job::hex(&hash.finalize()[..8])
 }

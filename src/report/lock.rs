@@ -12,7 +12,6 @@ use crate::report::ReportError;
 #[derive(Debug)]
 pub struct RunLock {
     file: File,
-    path: PathBuf,
 }
 
 /// Who holds a lock, as its file says.
@@ -72,10 +71,7 @@ impl RunLock {
             .and_then(|()| file.seek(SeekFrom::Start(0)))
             .and_then(|_| file.write_all(record.as_bytes()))
             .map_err(ReportError::io("write the lock file", path))?;
-        Ok(Self {
-            file,
-            path: path.to_owned(),
-        })
+        Ok(Self { file })
     }
 
     /// Whether someone holds the lock at `path` now, and who.
@@ -92,7 +88,6 @@ impl Drop for RunLock {
     fn drop(&mut self) {
         // Leave the file (removing it would race with a run opening it); clear its content.
         let _ = self.file.set_len(0);
-        let _ = &self.path;
     }
 }
 
