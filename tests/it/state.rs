@@ -8,6 +8,14 @@ use crate::support::{
     Job, assert_all_gone, journal, pids_in, poolrun, read_report, statuses, tasks, wait_for,
 };
 
+/// How many task runs wrote a line to the job's `ran` file.
+fn runs_recorded(job: &Job) -> usize {
+    std::fs::read_to_string(job.file("ran"))
+        .unwrap()
+        .lines()
+        .count()
+}
+
 /// Waits until the run's journal has `finished` finished and `started` started records.
 fn wait_journal(job: &Job, finished: usize, started: usize) {
     wait_for(Duration::from_secs(20), "the journal to fill", || {
@@ -210,13 +218,7 @@ fn resume_runs_only_what_did_not_succeed() {
     );
     // Nothing left to do: a second resume runs nothing.
     assert_eq!(job.run(&["--resume"]).code, 0);
-    assert_eq!(
-        std::fs::read_to_string(job.file("ran"))
-            .unwrap()
-            .lines()
-            .count(),
-        4
-    );
+    assert_eq!(runs_recorded(&job), 4);
 }
 
 #[test]
@@ -258,13 +260,7 @@ fn resume_keeps_succeeded_tasks_whose_key_did_not_change() {
     std::fs::write(&job.path, text.replace("[ {id} -ne 2 ]", "true")).unwrap();
     assert_eq!(job.run(&["--resume", "--force"]).code, 0);
     // Every task's command changed, so every task ran again: keys cover the rendered command.
-    assert_eq!(
-        std::fs::read_to_string(job.file("ran"))
-            .unwrap()
-            .lines()
-            .count(),
-        8
-    );
+    assert_eq!(runs_recorded(&job), 8);
     let same = "command = \"echo {id} >> ran; [ -e ok ] || [ {id} -ne 2 ]\"\n[range]\nstart = 0\nend = 4\n";
     let job = Job::new(same);
     assert_eq!(job.run(&[]).code, 1);
@@ -272,13 +268,7 @@ fn resume_keeps_succeeded_tasks_whose_key_did_not_change() {
     // A comment is a change of the file, not of any task: forced, only the failed task runs.
     std::fs::write(&job.path, format!("# note\n{same}")).unwrap();
     assert_eq!(job.run(&["--resume", "--force"]).code, 0);
-    assert_eq!(
-        std::fs::read_to_string(job.file("ran"))
-            .unwrap()
-            .lines()
-            .count(),
-        5
-    );
+    assert_eq!(runs_recorded(&job), 5);
 }
 
 #[test]
