@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod console;
 pub mod error;
 pub mod exec;
 pub mod job;

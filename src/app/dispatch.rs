@@ -1,8 +1,9 @@
 //! From a parsed command line to an exit code: the subcommand, logging, and error messages.
 
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
 
 use crate::cli::{Cli, CliCommand};
+use crate::console;
 use crate::error::{Error, chain, exit};
 use crate::job::JobError;
 
@@ -25,22 +26,26 @@ pub fn main(cli: Cli) -> u8 {
             output,
         } => super::show::report(&run_dir, json, output),
         CliCommand::Schema { which } => {
-            println!("{}", crate::schema::render(which));
+            let text = format!("{}\n", crate::schema::render(which));
+            // `poolrun schema job | head` is not an error.
+            let _ = io::stdout().lock().write_all(text.as_bytes());
             Ok(exit::SUCCESS)
         }
     };
-    result.unwrap_or_else(|e| {
+    let code = result.unwrap_or_else(|e| {
         report_error(&e);
         e.exit_code()
-    })
+    });
+    console::flush();
+    code
 }
 
 /// Prints an error for people on stderr.
 pub(super) fn report_error(e: &Error) {
     match e {
-        Error::Job(JobError::Invalid(d)) => eprintln!("error: {d}"),
-        Error::Usage(message) => eprintln!("poolrun: error: {message}"),
-        e => eprintln!("poolrun: error: {}", chain(e)),
+        Error::Job(JobError::Invalid(d)) => console::line(&format!("error: {d}")),
+        Error::Usage(message) => console::line(&format!("poolrun: error: {message}")),
+        e => console::line(&format!("poolrun: error: {}", chain(e))),
     }
 }
 
@@ -54,7 +59,7 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, _) => tracing::Level::DEBUG,
     };
     let _ = tracing_subscriber::fmt()
-        .with_writer(io::stderr)
+        .with_writer(console::event_writer)
         .with_max_level(level)
         .with_target(false)
         .with_ansi(io::stderr().is_terminal())

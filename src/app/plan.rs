@@ -37,7 +37,7 @@ pub(super) fn plan(path: &Path, json: bool, allow_huge: bool) -> Result<u8, Erro
         Ok(()) => Ok(exit::SUCCESS),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(exit::SUCCESS),
         Err(e) => {
-            eprintln!("poolrun: error: cannot write the plan: {e}");
+            crate::console::line(&format!("poolrun: error: cannot write the plan: {e}"));
             Ok(exit::IO)
         }
     }
@@ -66,13 +66,13 @@ fn planned(task: &Task) -> PlannedTask<'_> {
 
 fn plan_table(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
     let job = plan.job();
-    eprintln!(
+    crate::console::line(&format!(
         "{}: {} tasks over {} items, {} at once",
         job.name,
         plan.len(),
         job.range.items,
         job.pool.processes
-    );
+    ));
     writeln!(
         out,
         "{:>6} {:>12} {:>12} {:>8}  command",

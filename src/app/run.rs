@@ -155,16 +155,17 @@ pub(super) fn execute(
         interrupt.signal().is_some()
     }) {
         Err(e @ ReportError::Interrupted { .. }) => {
-            eprintln!("poolrun: {e}");
+            crate::console::line(&format!("poolrun: {e}"));
             return Ok(exit::signal(interrupt.signal().unwrap_or(SIGINT)));
         }
         summary => summary?,
     };
     if !args.quiet || !summary.all_succeeded() || stop.is_some() {
-        eprintln!(
-            "{}",
-            render::summary_line(&job.name, &summary, &dir.report_path())
-        );
+        crate::console::line(&render::summary_line(
+            &job.name,
+            &summary,
+            &dir.report_path(),
+        ));
     }
     Ok(match stop {
         Some(StopReason::Signal(signal)) => exit::signal(signal),

@@ -10,4 +10,5 @@ mod report_cmd;
 mod retry;
 mod run;
 mod state;
+mod stderr;
 mod support;

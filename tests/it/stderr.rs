@@ -1,0 +1,124 @@
+//! A stderr that cannot be written (a full device, a closed pipe, a terminal that hung up) never
+//! hangs poolrun, never loses a result and never changes the exit code.
+
+use std::fs::File;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::support::{Job, background, finish_background, journal, poolrun, range, wait_for};
+
+/// A job of ten tasks, every other one failing, so poolrun has warnings to log.
+fn noisy_job() -> Job {
+    Job::new(&format!(
+        "command = \"echo {{id}} >&2; test $(({{id}} % 2)) -eq 0\"\n{}",
+        range(10, 2)
+    ))
+}
+
+/// Runs the job with stderr going to `stderr`, returns poolrun's exit code.
+fn run_with_stderr(job: &Job, args: &[&str], stderr: Stdio) -> i32 {
+    let child = background(
+        poolrun()
+            .current_dir(job.dir.path())
+            .arg("run")
+            .arg(&job.path)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(stderr),
+    );
+    finish_background(child).code
+}
+
+fn assert_every_result_kept(job: &Job) {
+    let dir = job.latest("job");
+    let finished = journal(&dir)
+        .iter()
+        .filter(|e| e["event"] == "finished")
+        .count();
+    assert_eq!(finished, 10, "every outcome is in the journal");
+    let report = crate::support::read_report(&dir);
+    assert_eq!(report["summary"]["succeeded"], 5);
+    assert_eq!(report["summary"]["failed"], 5);
+}
+
+/// A pipe whose reading end is already closed: every write to it fails with EPIPE.
+fn closed_pipe() -> Stdio {
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    drop(read);
+    Stdio::from(write)
+}
+
+#[test]
+fn stderr_on_a_full_device_loses_nothing() {
+    for args in [&[][..], &["-q"][..], &["-v"][..]] {
+        let job = noisy_job();
+        let full = File::options().write(true).open("/dev/full").unwrap();
+        assert_eq!(run_with_stderr(&job, args, full.into()), 1, "{args:?}");
+        assert_every_result_kept(&job);
+        // The lock was released: the next run is not refused as an overlap.
+        let full = File::options().write(true).open("/dev/full").unwrap();
+        assert_eq!(run_with_stderr(&job, args, full.into()), 1, "{args:?}");
+    }
+}
+
+#[test]
+fn stderr_into_a_closed_pipe_loses_nothing() {
+    let job = noisy_job();
+    assert_eq!(run_with_stderr(&job, &["-v"], closed_pipe()), 1);
+    assert_every_result_kept(&job);
+}
+
+#[test]
+fn a_hang_up_with_a_dead_stderr_stops_the_run_and_writes_the_report() {
+    let job = Job::new(&format!(
+        "command = \"echo started >&2; sleep 1000\"\n{}",
+        range(4, 2)
+    ));
+    let child = background(
+        poolrun()
+            .current_dir(job.dir.path())
+            .args(["run", "-v"])
+            .arg(&job.path)
+            .stdout(Stdio::null())
+            .stderr(closed_pipe()),
+    );
+    let dir = wait_for(Duration::from_secs(10), "two tasks to start", || {
+        let dir = std::fs::canonicalize(job.file("runs/job/latest")).ok()?;
+        let text = std::fs::read_to_string(dir.join("journal.jsonl")).ok()?;
+        (text.matches("\"started\"").count() == 2).then_some(dir)
+    });
+    kill(
+        Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        Signal::SIGHUP,
+    )
+    .unwrap();
+    assert_eq!(finish_background(child).code, 129);
+    let report = crate::support::read_report(&dir);
+    assert_eq!(report["run"]["status"], "interrupted");
+    assert_eq!(report["summary"]["cancelled"], 2);
+}
+
+#[test]
+fn errors_and_plans_into_dead_pipes_do_not_panic() {
+    let job = Job::new("command = \"true\"\n[range]\nstart = 0\nend = 2\nbogus = 1\n");
+    let child = background(
+        poolrun()
+            .current_dir(job.dir.path())
+            .args(["validate"])
+            .arg(&job.path)
+            .stdout(Stdio::null())
+            .stderr(closed_pipe()),
+    );
+    assert_eq!(finish_background(child).code, 2);
+    let child = background(
+        poolrun()
+            .args(["schema", "job"])
+            .stdout(closed_pipe())
+            .stderr(Stdio::piped()),
+    );
+    let run = finish_background(child);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
