@@ -41,6 +41,14 @@ pub enum Error {
     /// A command line that cannot be carried out; nothing ran.
     #[error("{0}")]
     Usage(String),
+    /// A signal stopped poolrun before any task ran.
+    #[error("interrupted by {} {when}: nothing ran", crate::exec::unix::signal_name(*signal))]
+    Interrupted {
+        /// The signal.
+        signal: i32,
+        /// What poolrun was doing.
+        when: &'static str,
+    },
 }
 
 impl Error {
@@ -49,7 +57,9 @@ impl Error {
         match self {
             Self::Job(_) | Self::Usage(_) => exit::USAGE,
             Self::Report(ReportError::Locked { .. }) => exit::LOCKED,
+            Self::Report(e) if e.is_read_error() => exit::USAGE,
             Self::Exec(_) | Self::Report(_) => exit::IO,
+            Self::Interrupted { signal, .. } => exit::signal(*signal),
         }
     }
 }

@@ -10,20 +10,27 @@ use std::sync::Arc;
 use crate::app::run;
 use crate::cli::RunArgs;
 use crate::error::Error;
-use crate::exec::{tail, unix};
+use crate::exec::{LocalPool, SignalWatch, tail};
 use crate::job::{self, Job};
 use crate::plan::{Plan, RunInfo};
 use crate::report::{ReportError, RunDir, RunState, TaskRecord};
 
-pub(super) fn resume(job: &Arc<Job>, target: &Path, args: &RunArgs) -> Result<u8, Error> {
-    let dir = resolve(job, target)?;
-    if !dir.join("journal.jsonl").is_file() {
+pub(super) fn resume(
+    job: &Arc<Job>,
+    target: &Path,
+    args: &RunArgs,
+    signals: &SignalWatch,
+) -> Result<u8, Error> {
+    let dir = RunDir::open(resolve(job, target)?)?;
+    if !dir.journal_path().is_file() {
         return Err(Error::Usage(format!(
             "{} is not a poolrun run directory: it has no journal.jsonl",
-            dir.display()
+            dir.path.display()
         )));
     }
-    let peek = RunState::read(&dir)?;
+    // Everything about the run is checked before anything is locked, changed or killed: a
+    // wrong job file must not touch another job's run.
+    let peek = RunState::read(&dir.path)?;
     let run_id = peek
         .first
         .as_ref()
@@ -31,40 +38,81 @@ pub(super) fn resume(job: &Arc<Job>, target: &Path, args: &RunArgs) -> Result<u8
         .ok_or_else(|| {
             Error::Usage(format!(
                 "{}: the journal records no run to resume",
-                dir.display()
+                dir.path.display()
             ))
         })?;
-    let _lock = run::lock(job, &dir, &run_id)?;
+    check_same_job(job, &dir, &peek)?;
+    let changes = check_job_unchanged(job, &dir, args.force)?;
+    let root = dir.path.parent().unwrap_or(Path::new("/"));
+    let _lock = run::lock(job, root, &run_id, signals)?;
     // Read again under the lock: a run that held it may have written more.
-    let state = RunState::read(&dir)?;
-    let killed = unix::kill_run_leftovers(&run_id);
+    let state = RunState::read(&dir.path)?;
+    if let Some(signal) = signals.last() {
+        return Err(Error::Interrupted {
+            signal,
+            when: "before the run resumed",
+        });
+    }
+    let killed = LocalPool::kill_leftovers(&run_id, &state.identities);
     if killed > 0 {
         tracing::warn!("killed {killed} processes left running by the interrupted run");
     }
-    check_job_unchanged(job, &dir, args.force)?;
+    if let Some(changes) = changes {
+        keep_old_job_file(job, &dir, &changes)?;
+    }
     let plan = Plan::new(
         Arc::clone(job),
         RunInfo {
             id: run_id,
-            dir: dir.clone(),
+            dir: dir.path.clone(),
         },
     );
-    let run_dir = RunDir { path: dir };
-    relocate_outputs(&plan, &state, &run_dir.tasks_dir())?;
-    let carried = carried_rows(&plan, &state, &run_dir.tasks_dir());
+    relocate_outputs(&plan, &state, &dir.tasks_dir())?;
+    let carried = carried_rows(&plan, &state, &dir.tasks_dir());
     tracing::info!(
         "resuming: {} of {} tasks already succeeded",
         carried.len(),
         plan.len()
     );
     // The journal holds everything the old report said; the new one replaces it when complete.
-    match fs::remove_file(run_dir.report_path()) {
+    match fs::remove_file(dir.report_path()) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(ReportError::io("remove the old report", run_dir.report_path())(e).into());
+            return Err(ReportError::io("remove the old report", dir.report_path())(e).into());
         }
         _ => {}
     }
-    run::execute(&plan, &run_dir, &state, carried, args)
+    run::execute(&plan, &dir, &state, carried, args, signals)
+}
+
+/// Refuses (exit 2) to resume a run of another job: the job's name decides which lock guards
+/// the run, so a run of `alpha` resumed as `beta` could be running under `alpha`'s lock now.
+fn check_same_job(job: &Job, dir: &RunDir, state: &RunState) -> Result<(), Error> {
+    let recorded = recorded_name(dir, state);
+    match recorded {
+        Some(name) if name != job.name => Err(Error::Usage(format!(
+            "{} is a run of job `{name}`, not of `{}`: resume it with its own job file",
+            dir.path.display(),
+            job.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The name of the job a run directory belongs to: from its journal, or for runs of poolrun 0.1
+/// from its copy of the job file (`name =`, else the job file's stem).
+fn recorded_name(dir: &RunDir, state: &RunState) -> Option<String> {
+    let first = state.first.as_ref()?;
+    if let Some(name) = &first.job {
+        return Some(name.clone());
+    }
+    let (text, _) = job::read_text(&dir.job_copy_path()).ok()?;
+    let table: toml::Table = text.parse().ok()?;
+    match table.get("name") {
+        Some(toml::Value::String(name)) => Some(name.clone()),
+        _ => Path::new(&first.job_file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned()),
+    }
 }
 
 /// The run directory to resume: `latest` is the job's newest run.
@@ -79,24 +127,30 @@ fn resolve(job: &Job, target: &Path) -> Result<PathBuf, Error> {
 }
 
 /// Refuses (exit 2) to resume with a job file that differs from the run's copy, saying what
-/// changed, unless forced; when forced, keeps the old copy beside the new one.
-fn check_job_unchanged(job: &Job, dir: &Path, force: bool) -> Result<(), Error> {
-    let copy = dir.join("job.toml");
-    let (old_text, old_sha) = job::read_text(&copy)?;
+/// changed, unless forced; returns the changes to keep when forced. Reads only.
+fn check_job_unchanged(job: &Job, dir: &RunDir, force: bool) -> Result<Option<String>, Error> {
+    let (old_text, old_sha) = job::read_text(&dir.job_copy_path())?;
     if old_sha == job.source.sha256 {
-        return Ok(());
+        return Ok(None);
     }
     let changes = describe_changes(&old_text, &job.source.text);
     if !force {
         return Err(Error::Usage(format!(
             "the job file changed since the run in {}:\n{changes}\nresume with --force to run it anyway: tasks whose command, cwd, env or chunk changed run again",
-            dir.display()
+            dir.path.display()
         )));
     }
+    Ok(Some(changes))
+}
+
+/// With `--force`: keeps the run's old copy of the job file beside the new one.
+fn keep_old_job_file(job: &Job, dir: &RunDir, changes: &str) -> Result<(), Error> {
     tracing::warn!("the job file changed since the run (--force):\n{changes}");
-    let kept = dir.join(format!("job.{}.toml", &old_sha[..12]));
+    let copy = dir.job_copy_path();
+    let (_, old_sha) = job::read_text(&copy)?;
+    let kept = dir.path.join(format!("job.{}.toml", &old_sha[..12]));
     fs::rename(&copy, &kept).map_err(ReportError::io("keep the old job file as", &kept))?;
-    crate::report::write_file(&copy, job.source.text.as_bytes())
+    crate::report::secure::write_new(&copy, job.source.text.as_bytes())
         .map_err(ReportError::io("copy the job file to", &copy))?;
     Ok(())
 }

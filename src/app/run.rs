@@ -9,15 +9,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::RunArgs;
 use crate::error::{Error, exit};
-use crate::exec::{Dispatch, Interrupt, LocalPool, StopReason, TaskOutcome, TaskStatus};
+use crate::exec::{Dispatch, LocalPool, PoolEnd, SignalWatch, StopReason, TaskOutcome, TaskStatus};
 use crate::job::policy::Overlap;
 use crate::job::{self, Job, Overrides};
 use crate::plan::{Plan, RunInfo};
 use crate::report::journal::{Record, RunFinished, RunStarted};
 use crate::report::model::timestamp;
 use crate::report::{
-    JobRecord, Journal, Recorder, ReportError, ReportWriter, RunDir, RunLock, RunRecord, RunState,
-    RunStatus, TaskRecord, render,
+    Holder, JobRecord, Journal, Recorder, ReportError, ReportWriter, RunDir, RunLock, RunRecord,
+    RunState, RunStatus, TaskRecord, Wait, render,
 };
 use signal_hook::consts::SIGINT;
 
@@ -29,6 +29,9 @@ const MIN_WINDOW: u64 = 1024;
 const MAX_FAILURE_LINES: u64 = 20;
 
 pub(super) fn run(args: &RunArgs) -> Result<u8, Error> {
+    // Before anything is made on disk: from here on a signal is noted and acted on, never the
+    // default death that would leave a half-made run behind.
+    let signals = SignalWatch::install()?;
     let overrides = Overrides {
         processes: args.processes.clone(),
         timeout: args.timeout,
@@ -37,29 +40,62 @@ pub(super) fn run(args: &RunArgs) -> Result<u8, Error> {
     let job = Arc::new(job::load(&args.job, &overrides)?);
     super::plan::check_size(&job, args.allow_huge)?;
     if let Some(target) = &args.resume {
-        return super::resume::resume(&job, target, args);
+        return super::resume::resume(&job, target, args, &signals);
     }
     let run = RunInfo::new(&job);
-    let _lock = lock(&job, &run.dir, &run.id)?;
+    let root = RunDir::prepare_root(&run)?;
+    let _lock = lock(&job, &root, &run.id, &signals)?;
+    if let Some(signal) = signals.last() {
+        return Err(Error::Interrupted {
+            signal,
+            when: "before the run started",
+        });
+    }
     let dir = RunDir::create(&run, &job)?;
     let plan = Plan::new(job, run);
-    execute(&plan, &dir, &RunState::default(), BTreeMap::new(), args)
+    execute(
+        &plan,
+        &dir,
+        &RunState::default(),
+        BTreeMap::new(),
+        args,
+        &signals,
+    )
 }
 
-/// Takes the job's lock in the run root (the run directory's parent), per `[pool] overlap`.
-pub(super) fn lock(job: &Job, run_dir: &Path, run_id: &str) -> Result<RunLock, Error> {
-    let root = run_dir.parent().unwrap_or(Path::new("/"));
+/// Takes the job's lock in the run root, per `[pool] overlap`; a signal ends a wait for it.
+pub(super) fn lock(
+    job: &Job,
+    root: &Path,
+    run_id: &str,
+    signals: &SignalWatch,
+) -> Result<RunLock, Error> {
     let path = RunLock::path(root, &job.name);
-    let wait = job.pool.overlap == Overlap::Wait;
-    let lock = RunLock::acquire(&path, run_id, wait, |holder| {
+    let keep_waiting = || signals.last().is_none();
+    let on_wait = |holder: &Holder| {
         tracing::warn!(
             "waiting for run {} (pid {}) of job {} to end",
             holder.run_id,
             holder.pid,
             job.name
         );
-    })?;
-    Ok(lock)
+    };
+    let wait = match job.pool.overlap {
+        Overlap::Wait => Wait::While {
+            keep_waiting: &keep_waiting,
+            on_wait: &on_wait,
+        },
+        Overlap::Skip => Wait::No,
+    };
+    match RunLock::acquire(&path, run_id, &wait) {
+        Err(ReportError::Locked { .. }) if let Some(signal) = signals.last() => {
+            Err(Error::Interrupted {
+                signal,
+                when: "while waiting for the job's lock",
+            })
+        }
+        result => Ok(result?),
+    }
 }
 
 /// Runs every task of `plan` that `state` does not record as succeeded, with `carried` (the rows
@@ -70,32 +106,40 @@ pub(super) fn execute(
     state: &RunState,
     carried: BTreeMap<u64, TaskRecord>,
     args: &RunArgs,
+    signals: &SignalWatch,
 ) -> Result<u8, Error> {
     let job = plan.job();
-    let processes = job.pool.processes.get();
-    let started_at = SystemTime::now();
-    let clock = Instant::now();
+    let session = Session {
+        started_at: SystemTime::now(),
+        clock: Instant::now(),
+    };
     let resumed = state.first.is_some();
+    let containment = LocalPool::contain(plan);
+    let identity = containment.identity();
     let mut journal = Journal::open(&dir.journal_path(), resumed)?;
     journal.write(&Record::RunStarted(RunStarted {
-        at: timestamp(started_at),
+        at: timestamp(session.started_at),
         run_id: plan.run().id.clone(),
+        job: Some(job.name.clone()),
         job_file: job.source.absolute.display().to_string(),
+        base_dir: Some(job.base_dir.display().to_string()),
         job_sha256: job.source.sha256.clone(),
         tasks: plan.len(),
-        processes,
+        processes: job.pool.processes.get(),
         resumed,
         pid: std::process::id(),
+        token: Some(identity.token),
+        cgroup: identity.cgroup.map(|c| c.display().to_string()),
     }))?;
     let done_before = carried.len() as u64;
     let writer = ReportWriter::create(&dir.report_path(), &job_record(job), carried)?;
     tracing::info!(
-        "{}: {} tasks, {processes} at once, run directory {}",
+        "{}: {} tasks, {} at once, run directory {}",
         job.name,
         plan.len(),
+        job.pool.processes,
         dir.path.display()
     );
-
     let progress = progress_bar(plan.len(), args.quiet);
     progress.inc(done_before);
     let mut failures_logged = 0;
@@ -115,29 +159,64 @@ pub(super) fn execute(
     let tasks_dir = dir.tasks_dir();
     let pool = LocalPool {
         tasks_dir: &tasks_dir,
-        window: (WINDOW_PER_PROCESS * processes as u64).max(MIN_WINDOW),
+        window: (WINDOW_PER_PROCESS * job.pool.processes.get() as u64).max(MIN_WINDOW),
     };
-    let (stop, sink_error) = pool.run(plan, tasks, &mut recorder)?;
-    let interrupt = Interrupt::watch()?;
+    let end = pool.run(plan, tasks, &mut recorder, signals, &containment)?;
     progress.finish_and_clear();
-    if let Some(e) = sink_error {
+    if let Some(e) = end.sink_error {
         return Err(e.into());
     }
+    let Recorder {
+        journal, writer, ..
+    } = recorder;
+    let wall_seconds = state.seconds() + session.clock.elapsed().as_secs_f64();
+    let end = PoolEnd {
+        sink_error: None,
+        ..end
+    };
+    finish(
+        plan,
+        dir,
+        state,
+        (journal, writer),
+        &end,
+        &session,
+        wall_seconds,
+        args,
+        signals,
+    )
+}
+
+/// When this session of a run began.
+struct Session {
+    started_at: SystemTime,
+    clock: Instant,
+}
+
+/// Writes the report, then records in the journal that the run ended, then says how it went.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site, each argument a different part"
+)]
+fn finish(
+    plan: &Plan,
+    dir: &RunDir,
+    state: &RunState,
+    (mut journal, writer): (Journal, ReportWriter),
+    end: &PoolEnd<ReportError>,
+    session: &Session,
+    wall_seconds: f64,
+    args: &RunArgs,
+    signals: &SignalWatch,
+) -> Result<u8, Error> {
+    let job = plan.job();
+    let stop = end.stop;
     let status = match stop {
         None => RunStatus::Completed,
         Some(StopReason::Signal(_)) => RunStatus::Interrupted,
         Some(_) => RunStatus::Halted,
     };
     let finished_at = SystemTime::now();
-    let Recorder {
-        mut journal,
-        writer,
-        ..
-    } = recorder;
-    journal.write(&Record::RunFinished(RunFinished {
-        at: timestamp(finished_at),
-        status,
-    }))?;
     let record = RunRecord {
         id: plan.run().id.clone(),
         dir: dir.path.display().to_string(),
@@ -146,20 +225,28 @@ pub(super) fn execute(
         started_at: state
             .first
             .as_ref()
-            .map_or_else(|| timestamp(started_at), |f| f.at.clone()),
+            .map_or_else(|| timestamp(session.started_at), |f| f.at.clone()),
         finished_at: timestamp(finished_at),
-        processes,
+        processes: job.pool.processes.get(),
         status,
+        leaked: end.swept,
     };
-    let summary = match writer.finish(plan, &record, clock.elapsed().as_secs_f64(), &|| {
-        interrupt.signal().is_some()
-    }) {
+    // A signal that arrives while the report is written (a huge plan's `not_run` rows) stops
+    // the writing; the journal holds everything, and `poolrun report` rebuilds the report.
+    let before = signals.count();
+    let summary = match writer.finish(plan, &record, wall_seconds, &|| signals.count() > before) {
         Err(e @ ReportError::Interrupted { .. }) => {
             crate::console::line(&format!("poolrun: {e}"));
-            return Ok(exit::signal(interrupt.signal().unwrap_or(SIGINT)));
+            return Ok(exit::signal(signals.last().unwrap_or(SIGINT)));
         }
         summary => summary?,
     };
+    // Only now: `run_finished` says the report is written.
+    journal.write(&Record::RunFinished(RunFinished {
+        at: timestamp(finished_at),
+        status,
+        leaked: end.swept,
+    }))?;
     if !args.quiet || !summary.all_succeeded() || stop.is_some() {
         crate::console::line(&render::summary_line(
             &job.name,

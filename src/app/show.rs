@@ -69,9 +69,15 @@ fn rebuild(path: &Path) -> Result<(), Error> {
             path.display()
         )));
     };
+    let original = Path::new(&last.job_file);
+    let base_dir = last
+        .base_dir
+        .as_deref()
+        .map_or_else(|| original.parent().unwrap_or(Path::new("/")), Path::new);
     let job = Arc::new(job::load_copy(
         &path.join("job.toml"),
-        Path::new(&last.job_file),
+        original,
+        base_dir,
         &Overrides::default(),
     )?);
     let root = path.parent().unwrap_or(Path::new("/"));
@@ -92,7 +98,7 @@ fn rebuild(path: &Path) -> Result<(), Error> {
         path.display()
     );
     let dir = RunDir {
-        path: std::fs::canonicalize(path).map_err(ReportError::io("open", path))?,
+        path: std::fs::canonicalize(path).map_err(ReportError::unreadable(path))?,
     };
     let plan = Plan::new(
         Arc::clone(&job),
@@ -109,15 +115,22 @@ fn rebuild(path: &Path) -> Result<(), Error> {
     )?;
     for task in plan.tasks() {
         let file = |ext: &str| tasks_dir.join(format!("{}.{ext}", task.id));
-        let row = if let Some(f) = state.finished.get(&task.key) {
+        let finished = state.finished.get(&task.key);
+        // An attempt under way when the engine died is newer than any finished one (a killed
+        // `--resume` leaves attempt 2 open after attempt 1's outcome): it is the task's state.
+        let open = state
+            .open
+            .get(&task.key)
+            .filter(|s| finished.is_none_or(|f| s.attempt > f.attempt));
+        let row = if let Some(s) = open {
+            let stdout = std::fs::metadata(file("out")).map_or(0, |m| m.len());
+            TaskRecord::lost(&task, s, stdout, tail(&file("err")).unwrap_or_default())
+        } else if let Some(f) = finished {
             TaskRecord::finished(
                 &task,
                 f,
                 tail(&file("err")).map(|(_, t)| t).unwrap_or_default(),
             )
-        } else if let Some(s) = state.open.get(&task.key) {
-            let stdout = std::fs::metadata(file("out")).map_or(0, |m| m.len());
-            TaskRecord::lost(&task, s, stdout, tail(&file("err")).unwrap_or_default())
         } else {
             TaskRecord::not_run(&task)
         };
@@ -137,15 +150,8 @@ fn rebuild(path: &Path) -> Result<(), Error> {
         finished_at,
         processes: last.processes,
         status,
+        leaked: state.ended.as_ref().map_or(0, |e| e.leaked),
     };
-    let wall = seconds_between(&last.at, state.last_at.as_deref().unwrap_or(&last.at));
-    writer.finish(&plan, &record, wall, &|| false)?;
+    writer.finish(&plan, &record, state.seconds(), &|| false)?;
     Ok(())
-}
-
-fn seconds_between(from: &str, to: &str) -> f64 {
-    match (humantime::parse_rfc3339(from), humantime::parse_rfc3339(to)) {
-        (Ok(a), Ok(b)) => b.duration_since(a).map_or(0.0, |d| d.as_secs_f64()),
-        _ => 0.0,
-    }
 }

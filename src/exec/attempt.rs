@@ -9,18 +9,14 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::exec::cgroup::TaskCgroup;
+use crate::exec::cgroup::{RunCgroup, TaskCgroup};
+use crate::exec::containment::TOKEN_VARIABLE;
 use crate::exec::exit_watch::ExitWatch;
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
 use crate::exec::output::Output;
 use crate::exec::pool::{Context, Event, Started};
 use crate::exec::unix::{self, ChildSetup, UnixSignal};
 use crate::plan::Task;
-
-/// Whether tasks get `PR_SET_PDEATHSIG`. It costs the fast `posix_spawn` path (see
-/// `ChildSetup::needed`), and it reaches only a task's first process, so it is off: processes a
-/// `SIGKILL`ed poolrun leaves are found by their `POOLRUN_RUN_ID` and killed on `--resume`.
-const DIE_WITH_POOLRUN: bool = false;
 
 /// `run_attempt`, with a panic turned into a `failed` outcome: the pool counts outcomes, so a
 /// worker that died without one would leave the run waiting forever.
@@ -67,7 +63,7 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
         }
     };
     // The cgroup is kept until the attempt's processes are gone; then it is removed.
-    let (setup, _cgroup) = match child_setup(&task, attempt, ctx) {
+    let (setup, cgroup) = match child_setup(&task, attempt, ctx) {
         Ok(setup) => setup,
         Err(reason) => return not_started(task, attempt, started_at, true, reason),
     };
@@ -102,10 +98,17 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
     let timed_out = terminated_at.is_some();
     std::mem::forget(guard);
     let cancelled = ctx.running.remove(task.id);
-    // The direct child is gone; anything it left behind goes too, in its group or escaped from
-    // it, so no task outlives its report row.
-    let leaked = unix::kill_leftovers(pid)
-        + unix::kill_escapees(ctx.run_id, task.id.0, |p| ctx.running.is_task_group(p));
+    // The direct child is gone; anything it left behind goes too, in its cgroup, its group or
+    // escaped from it, so no task outlives its report row.
+    let leaked = match &cgroup {
+        Some(cgroup) => cgroup.empty(),
+        None => {
+            unix::kill_leftovers(pid)
+                + unix::kill_escapees(ctx.containment.token(), task.id.0, |p| {
+                    ctx.running.is_task_group(p)
+                })
+        }
+    };
     if leaked > 0 {
         tracing::debug!(
             "task {}: killed {leaked} processes it left running",
@@ -145,19 +148,20 @@ fn child_setup(
     attempt: u32,
     ctx: &Context<'_>,
 ) -> Result<(ChildSetup, Option<TaskCgroup>), String> {
-    let cgroup = match (&ctx.cgroup, ctx.max_processes) {
-        (Some(parent), Some(max)) => Some(
+    let run_cgroup = ctx.containment.cgroup.as_ref();
+    let cgroup = match run_cgroup {
+        Some(parent) => Some(
             parent
-                .task(&format!("{}-{attempt}", task.id), max)
-                .map_err(|e| format!("cannot make the task's process-limit cgroup: {e}"))?,
+                .task(&format!("{}-{attempt}", task.id), ctx.max_processes)
+                .map_err(|e| format!("cannot make the task's cgroup: {e}"))?,
         ),
-        _ => None,
+        None => None,
     };
+    let limited = run_cgroup.is_some_and(RunCgroup::limits_processes);
     let setup = ChildSetup {
         memory_limit: ctx.memory_limit,
-        nproc_limit: ctx.max_processes.filter(|_| cgroup.is_none()),
+        nproc_limit: ctx.max_processes.filter(|_| !limited),
         cgroup_procs: cgroup.as_ref().map(|c| c.procs.clone()),
-        die_with_poolrun: DIE_WITH_POOLRUN,
     };
     Ok((setup, cgroup))
 }
@@ -269,6 +273,7 @@ fn command(
         .envs(task.env.iter().map(|(k, v)| (k, v)))
         .env("POOLRUN_JOB", ctx.job_name)
         .env("POOLRUN_RUN_ID", ctx.run_id)
+        .env(TOKEN_VARIABLE, ctx.containment.token())
         .env("POOLRUN_RUN_DIR", ctx.run_dir)
         .env("POOLRUN_TASK_ID", task.id.to_string())
         .env("POOLRUN_START", task.start.to_string())
@@ -392,6 +397,23 @@ fn spawn_error(task: &Task, e: &io::Error) -> String {
             task.cwd.display()
         );
     }
+    let found = if program.contains('/') {
+        Some(task.cwd.join(program)).filter(|p| p.is_file())
+    } else {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(program))
+                .find(|p| p.is_file())
+        })
+    };
+    // The kernel says ENOENT for a script whose `#!` interpreter is missing, not for the script.
+    if e.kind() == io::ErrorKind::NotFound
+        && let Some(interpreter) = found.as_deref().and_then(interpreter)
+    {
+        return format!(
+            "cannot start `{program}`: its interpreter `{interpreter}` (from its `#!` line) does not exist"
+        );
+    }
     match e.kind() {
         io::ErrorKind::NotFound if !program.contains('/') => {
             format!("cannot start `{program}`: command not found in PATH ({e})")
@@ -402,4 +424,15 @@ fn spawn_error(task: &Task, e: &io::Error) -> String {
         }
         _ => format!("cannot start `{program}`: {e}"),
     }
+}
+
+/// The interpreter named on the `#!` line of the script at `path`, if it has one.
+fn interpreter(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0; 256];
+    let read = File::open(path).ok()?.read(&mut head).ok()?;
+    let line = head[..read].strip_prefix(b"#!")?;
+    let line = line.split(|&b| b == b'\n').next()?;
+    let name = String::from_utf8_lossy(line);
+    name.split_whitespace().next().map(str::to_owned)
 }

@@ -5,6 +5,7 @@
 
 mod attempt;
 mod cgroup;
+mod containment;
 mod dispenser;
 mod exit_watch;
 mod outcome;
@@ -19,10 +20,11 @@ pub mod unix;
 
 use thiserror::Error;
 
+pub use containment::{Containment, Identity};
 pub use outcome::{TaskOutcome, TaskStatus};
 pub use output::{STDERR_TAIL_BYTES, tail};
-pub use pool::{Dispatch, LocalPool, Started, StopReason};
-pub use signals::Interrupt;
+pub use pool::{Dispatch, LocalPool, PoolEnd, Started, StopReason};
+pub use signals::SignalWatch;
 
 /// Where the engine reports what happens. Calls come from one thread, in batches: each batch
 /// ends with `commit`, and the engine acts on nothing in a batch (retries, halts, new tasks)

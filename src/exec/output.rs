@@ -29,18 +29,25 @@ impl Output {
     pub fn create(dir: &Path, name: &str) -> io::Result<Self> {
         let path = dir.join(name);
         let mode = Mode::from_raw_mode(crate::report::FILE_MODE);
-        match open(dir, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, mode) {
-            Ok(fd) => Ok(Self {
+        // Linked into place with `linkat`, which never follows a symlink at the new name.
+        if let Ok(fd) = open(dir, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, mode) {
+            return Ok(Self {
                 file: File::from(fd),
                 path,
                 named: false,
-            }),
-            Err(_) => Ok(Self {
-                file: crate::report::create_file(&path)?,
-                path,
-                named: true,
-            }),
+            });
         }
+        // A leftover of an earlier attempt under the same name is replaced.
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            return Err(e);
+        }
+        Ok(Self {
+            file: crate::report::secure::create_new(&path)?,
+            path,
+            named: true,
+        })
     }
 
     /// A handle for the child's stdout or stderr.

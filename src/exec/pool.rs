@@ -11,13 +11,13 @@ use std::time::{Duration, Instant, SystemTime};
 use signal_hook::consts::{SIGCONT, SIGTSTP};
 
 use crate::exec::attempt::run_attempt_guarded;
-use crate::exec::cgroup::PidsCgroup;
+use crate::exec::containment::{self, Containment, Identity};
 use crate::exec::dispenser::{Dispenser, Work};
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
 use crate::exec::pause::PauseClock;
 use crate::exec::running::Running;
 use crate::exec::schedule::{PendingRetry, RetryQueue};
-use crate::exec::signals::{Forwarder, stop_self};
+use crate::exec::signals::{SignalWatch, stop_self};
 use crate::exec::unix::{self, UnixSignal};
 use crate::exec::{ExecError, Sink, StartLog};
 use crate::job::policy::{Halt, HaltMode, RetryOn};
@@ -89,7 +89,7 @@ pub(crate) struct Context<'a> {
     pub env_pass: &'a [String],
     pub memory_limit: Option<u64>,
     pub max_processes: Option<u32>,
-    pub cgroup: Option<PidsCgroup>,
+    pub containment: &'a Containment,
     pub events: Sender<Event>,
     pub start_log: Option<StartLog>,
     pub halt_on_rate: bool,
@@ -102,15 +102,38 @@ struct Stop {
     kill_at: Option<Instant>,
 }
 
+/// How a pool's run ended.
+pub struct PoolEnd<E> {
+    /// Why the run stopped early, if it did.
+    pub stop: Option<StopReason>,
+    /// The sink's error, if it failed.
+    pub sink_error: Option<E>,
+    /// Processes the tasks left that only the sweep at the end found, killed.
+    pub swept: u32,
+}
+
 impl LocalPool<'_> {
-    /// Runs `tasks` (a subset of `plan`'s, in plan order), reporting to `sink`. Returns why the
-    /// run stopped early, if it did, and the sink's error, if it failed.
+    /// Sets up the containment of a session of run `run_id` (before its identity is recorded).
+    pub fn contain(plan: &Plan) -> Containment {
+        Containment::new(&plan.run().id, plan.job().pool.max_processes.is_some())
+    }
+
+    /// Kills what the killed sessions of run `run_id` left running; see
+    /// `containment::kill_leftovers`.
+    pub fn kill_leftovers(run_id: &str, identities: &[Identity]) -> u32 {
+        containment::kill_leftovers(run_id, identities)
+    }
+
+    /// Runs `tasks` (a subset of `plan`'s, in plan order) inside `containment`, reporting to
+    /// `sink`, with `signals` forwarded to the engine.
     pub fn run<S: Sink>(
         &self,
         plan: &Plan,
         tasks: impl Iterator<Item = Dispatch> + Send,
         sink: &mut S,
-    ) -> Result<(Option<StopReason>, Option<S::Error>), ExecError> {
+        signals: &SignalWatch,
+        containment: &Containment,
+    ) -> Result<PoolEnd<S::Error>, ExecError> {
         let job = plan.job();
         let threads = rayon::ThreadPoolBuilder::new()
             // No more threads than tasks: a huge limit on a small plan costs nothing.
@@ -126,7 +149,8 @@ impl LocalPool<'_> {
             .map_err(ExecError::ThreadPool)?;
         unix::become_subreaper();
         let (tx, rx) = mpsc::channel();
-        let forwarder = Forwarder::start(tx.clone(), Event::Signal)?;
+        let events = tx.clone();
+        let early = signals.forward(Box::new(move |s| events.send(Event::Signal(s)).is_ok()));
         let ctx = Context {
             tasks_dir: self.tasks_dir,
             timeout: job.pool.timeout,
@@ -140,19 +164,21 @@ impl LocalPool<'_> {
             env_pass: &job.env_pass,
             memory_limit: job.pool.memory_limit,
             max_processes: job.pool.max_processes,
-            cgroup: job.pool.max_processes.and_then(|_| {
-                let cgroup = PidsCgroup::create(&plan.run().id);
-                if cgroup.is_none() {
-                    tracing::warn!(
-                        "no pids cgroup can be made here: `max-processes` falls back to RLIMIT_NPROC, which counts all of the user's processes and does not bind root"
-                    );
-                }
-                cgroup
-            }),
+            containment,
             events: tx,
             start_log: sink.start_log(),
             halt_on_rate: matches!(job.pool.halt, Halt::MaxFailureRate { .. }),
         };
+        if job.pool.max_processes.is_some()
+            && !containment
+                .cgroup
+                .as_ref()
+                .is_some_and(crate::exec::cgroup::RunCgroup::limits_processes)
+        {
+            tracing::warn!(
+                "no pids cgroup can be made here: `max-processes` falls back to RLIMIT_NPROC, which counts all of the user's processes and does not bind root"
+            );
+        }
         let threads_count = threads.current_num_threads();
         let dispenser = Dispenser::new(tasks, self.window);
         let mut engine = Engine {
@@ -171,6 +197,10 @@ impl LocalPool<'_> {
             last_commit: Instant::now(),
             commit_due: None,
         };
+        // A signal that came before the pool started stops it before any task starts.
+        for signal in early {
+            engine.on_signal(signal);
+        }
         threads.in_place_scope(|scope| {
             for _ in 0..threads_count {
                 let (dispenser, ctx) = (&dispenser, &ctx);
@@ -181,9 +211,16 @@ impl LocalPool<'_> {
         let Engine {
             stop, sink_error, ..
         } = engine;
-        drop(forwarder);
-        unix::reap_orphans();
-        Ok((stop.map(|s| s.reason), sink_error))
+        signals.stop_forwarding();
+        let swept = containment.sweep();
+        if swept > 0 {
+            tracing::warn!("killed {swept} processes that tasks left running");
+        }
+        Ok(PoolEnd {
+            stop: stop.map(|s| s.reason),
+            sink_error,
+            swept,
+        })
     }
 }
 

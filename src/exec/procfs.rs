@@ -70,6 +70,28 @@ pub(crate) fn orphans_adopted() -> Vec<u32> {
     }
 }
 
+/// The live descendants of `ancestor` (its threads aside), from one scan of /proc.
+pub(crate) fn descendants(ancestor: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = all_pids()
+        .into_iter()
+        .filter_map(|pid| stat(pid).filter(Stat::live).map(|s| (pid, s.ppid)))
+        .collect();
+    let mut found = vec![ancestor];
+    let mut next = 0;
+    while next < found.len() {
+        let parent = found[next];
+        found.extend(
+            parents
+                .iter()
+                .filter(|&&(pid, ppid)| ppid == parent && pid != ancestor)
+                .map(|&(pid, _)| pid),
+        );
+        next += 1;
+    }
+    found.remove(0);
+    found
+}
+
 /// Whether `/proc/<pid>/environ` holds every `NAME=value` in `wanted`.
 pub(crate) fn environ_has(pid: u32, wanted: &[&str]) -> bool {
     let Ok(bytes) = fs::read(format!("/proc/{pid}/environ")) else {

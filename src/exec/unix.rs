@@ -26,47 +26,33 @@ pub struct ChildSetup {
     pub nproc_limit: Option<u32>,
     /// A cgroup's `cgroup.procs` to join.
     pub cgroup_procs: Option<std::ffi::CString>,
-    /// Ask for SIGKILL should poolrun die first (`PR_SET_PDEATHSIG`).
-    pub die_with_poolrun: bool,
 }
 
 impl ChildSetup {
     /// Whether anything must run in the child before exec. Without it, the standard library
     /// starts the child with `posix_spawn` (a vfork), several times cheaper than fork + exec.
     fn needed(&self) -> bool {
-        self.memory_limit.is_some()
-            || self.nproc_limit.is_some()
-            || self.cgroup_procs.is_some()
-            || self.die_with_poolrun
+        self.memory_limit.is_some() || self.nproc_limit.is_some() || self.cgroup_procs.is_some()
     }
 }
 
-/// Makes the command's process the leader of a new process group and, on Linux, asks the kernel
-/// to SIGKILL it should poolrun die without stopping it (its descendants are found by their
-/// environment when the run is resumed); applies `setup`'s limits.
+/// Makes the command's process the leader of a new process group, joins it to its cgroup and
+/// applies `setup`'s limits before it runs the command. (No `PR_SET_PDEATHSIG`: it reaches only
+/// a task's first process; what a killed poolrun leaves, a resumed run kills by the run's
+/// identity.)
 pub fn new_process_group(command: &mut Command, setup: ChildSetup) {
     command.process_group(0);
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if setup.needed() {
-        let parent = std::process::id();
         #[allow(
             unsafe_code,
-            reason = "pre_exec is the only way to run prctl and setrlimit in the child"
+            reason = "pre_exec is the only way to join a cgroup and set limits in the child"
         )]
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe system
-        // calls (prctl, getppid, open, write, close, setrlimit) on data prepared before the
-        // fork; it allocates nothing and takes no lock.
+        // calls (open, write, close, setrlimit) on data prepared before the fork; it allocates
+        // nothing and takes no lock.
         unsafe {
             command.pre_exec(move || {
-                if setup.die_with_poolrun {
-                    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-                    // poolrun died before the prctl: nothing would deliver the signal any more.
-                    if std::os::unix::process::parent_id() != parent {
-                        return Err(std::io::Error::other(
-                            "poolrun exited while starting the task",
-                        ));
-                    }
-                }
                 if let Some(procs) = &setup.cgroup_procs {
                     let fd = nix::fcntl::open(
                         procs.as_c_str(),
@@ -139,10 +125,12 @@ pub fn kill_leftovers(pgid: u32) -> u32 {
 
 /// Kills the processes that left a task's process group (`setsid`, a double fork) and were
 /// handed to poolrun as their subreaper: poolrun's children that are not a running task's leader
-/// and carry the task's `POOLRUN_RUN_ID` and `POOLRUN_TASK_ID`. Returns how many it killed.
-pub fn kill_escapees(run_id: &str, task_id: u64, is_task_leader: impl Fn(u32) -> bool) -> u32 {
+/// and carry the run's token and the task's `POOLRUN_TASK_ID` (without cgroups, the only way to
+/// tell whose they are while other tasks run; the sweep at the end of the run takes the rest).
+/// Returns how many it killed.
+pub fn kill_escapees(token: &str, task_id: u64, is_task_leader: impl Fn(u32) -> bool) -> u32 {
     let marks = [
-        format!("POOLRUN_RUN_ID={run_id}"),
+        format!("{}={token}", crate::exec::containment::TOKEN_VARIABLE),
         format!("POOLRUN_TASK_ID={task_id}"),
     ];
     let marks: Vec<&str> = marks.iter().map(String::as_str).collect();
@@ -166,21 +154,27 @@ pub fn kill_escapees(run_id: &str, task_id: u64, is_task_leader: impl Fn(u32) ->
     killed
 }
 
-/// Kills every process that still carries `POOLRUN_RUN_ID=<run_id>`: what an engine killed with
-/// SIGKILL left running. Returns how many there were.
-pub fn kill_run_leftovers(run_id: &str) -> u32 {
-    let mark = format!("POOLRUN_RUN_ID={run_id}");
+/// Kills every process whose environment holds one of `marks` (`NAME=value`): what a run
+/// killed with SIGKILL left running. Returns how many there were.
+pub fn kill_marked(marks: &[String]) -> u32 {
     let me = std::process::id();
     let mut killed = 0;
     for pid in procfs::all_pids() {
         if pid != me
             && procfs::stat(pid).is_some_and(|s| s.live())
-            && procfs::environ_has(pid, &[&mark])
+            && marks.iter().any(|m| procfs::environ_has(pid, &[m]))
         {
             killed += kill_tree(pid);
         }
     }
     killed
+}
+
+/// SIGKILL to one process, and a reap should it be poolrun's child.
+pub fn kill_process(pid: u32) {
+    let Ok(raw) = i32::try_from(pid) else { return };
+    let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
+    let _ = waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
 }
 
 /// SIGKILL to `pid`'s process group when it leads one, else to `pid`; waits until it is gone.

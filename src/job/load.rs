@@ -21,6 +21,10 @@ const MAX_JOB_FILE_BYTES: u64 = 1 << 20;
 /// The largest chunk `{items}` may list: about 1 MB of arguments, well inside Linux's limit.
 const MAX_ITEMS_CHUNK: u64 = 100_000;
 
+/// The longest single argument or environment string Linux passes to a program, its NUL
+/// included (`MAX_ARG_STRLEN`, 32 pages): longer ones fail with "Argument list too long".
+const MAX_ARG_BYTES: usize = 128 * 1024;
+
 /// The default run directory, relative to the job file's folder.
 pub const DEFAULT_REPORT_DIR: &str = "runs/{name}/{run-id}";
 
@@ -38,43 +42,59 @@ pub struct Overrides {
     pub run_dir: Option<PathBuf>,
 }
 
-/// Reads, parses and validates the job file at `path`.
+/// Reads, parses and validates the job file at `path`. Relative paths in it start at its
+/// folder; for a job read from something that is not a regular file (`/dev/stdin`, a FIFO,
+/// `/dev/fd/N`) they start at the current directory, so runs never land next to a device.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Job, JobError> {
-    let absolute = std::path::absolute(path).map_err(|source| JobError::Read {
+    let read_error = |source| JobError::Read {
         path: path.to_owned(),
         source,
-    })?;
-    load_as(path, &absolute, overrides)
+    };
+    let absolute = std::path::absolute(path).map_err(read_error)?;
+    let read = read_job_file(path)?;
+    let base_dir = if read.regular {
+        absolute.parent().unwrap_or(Path::new("/")).to_owned()
+    } else {
+        std::env::current_dir().map_err(read_error)?
+    };
+    from_text(path, &absolute, &base_dir, read, overrides)
 }
 
 /// Loads the copy of a job file that a run directory keeps (`copy`), as if it were still the
-/// file at `original`: relative paths start at `original`'s folder.
-pub fn load_copy(copy: &Path, original: &Path, overrides: &Overrides) -> Result<Job, JobError> {
-    load_as(copy, original, overrides)
-}
-
-fn load_as(path: &Path, absolute: &Path, overrides: &Overrides) -> Result<Job, JobError> {
-    let (text, sha256) = read_text(path)?;
-    from_text(path, absolute, text, sha256, overrides)
+/// file at `original` with its relative paths starting at `base_dir`.
+pub fn load_copy(
+    copy: &Path,
+    original: &Path,
+    base_dir: &Path,
+    overrides: &Overrides,
+) -> Result<Job, JobError> {
+    let read = read_job_file(copy)?;
+    from_text(copy, original, base_dir, read, overrides)
 }
 
 /// Parses and validates job-file `text` as if read from `path` (for messages; its folder is where
 /// relative paths start). For tests and fuzzing: `load` is the way in for files.
 pub fn parse(path: &Path, text: &str, overrides: &Overrides) -> Result<Job, JobError> {
-    let sha256 = hex(&Sha256::digest(text.as_bytes()));
-    from_text(path, path, text.to_owned(), sha256, overrides)
+    let read = JobText {
+        sha256: hex(&Sha256::digest(text.as_bytes())),
+        text: text.to_owned(),
+        regular: true,
+    };
+    let base_dir = path.parent().unwrap_or(Path::new("/"));
+    from_text(path, path, base_dir, read, overrides)
 }
 
 fn from_text(
     path: &Path,
     absolute: &Path,
-    text: String,
-    sha256: String,
+    base_dir: &Path,
+    read: JobText,
     overrides: &Overrides,
 ) -> Result<Job, JobError> {
+    let JobText { text, sha256, .. } = read;
     let shown = path.display().to_string();
     let file: JobFile = toml::from_str(&text).map_err(|e| serde_diagnostic(&shown, &text, &e))?;
-    let base_dir = absolute.parent().unwrap_or(Path::new("/")).to_owned();
+    let base_dir = base_dir.to_owned();
     let source = JobSource {
         path: path.to_owned(),
         absolute: absolute.to_owned(),
@@ -86,35 +106,73 @@ fn from_text(
         .map_err(JobError::from)
 }
 
+/// A job file's text as read.
+struct JobText {
+    text: String,
+    /// Hex SHA-256 of the bytes.
+    sha256: String,
+    /// Whether it came from a regular file (not a pipe, FIFO or device).
+    regular: bool,
+}
+
 /// Reads a job file's text and the SHA-256 of its bytes, refusing directories, huge files and
 /// text that is not UTF-8 with a message that says so.
 pub fn read_text(path: &Path) -> Result<(String, String), JobError> {
+    read_job_file(path).map(|read| (read.text, read.sha256))
+}
+
+/// Reads at most `MAX_JOB_FILE_BYTES` (and one byte more, to tell that there is more) from
+/// whatever `path` is: the cap holds for a device that never ends (`/dev/zero`) as for a
+/// file, and a FIFO nobody writes to is an error at once, not a wait forever.
+fn read_job_file(path: &Path) -> Result<JobText, JobError> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let read_error = |source| JobError::Read {
         path: path.to_owned(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(read_error)?;
     let shown = path.display().to_string();
-    if meta.is_dir() {
-        return Err(Diagnostic::new(
-            &shown,
-            "",
-            None,
-            "this is a directory, not a job file".into(),
-        )
-        .into());
+    let refuse =
+        |message: String| -> JobError { Diagnostic::new(&shown, "", None, message).into() };
+    // Non-blocking, so that opening a FIFO with no writer returns at once.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(read_error)?;
+    let kind = file.metadata().map_err(read_error)?.file_type();
+    if kind.is_dir() {
+        return Err(refuse("this is a directory, not a job file".into()));
     }
-    if meta.len() > MAX_JOB_FILE_BYTES {
-        let message = format!(
-            "the file is {} bytes; a job file may be at most 1 MiB",
-            meta.len()
-        );
-        return Err(Diagnostic::new(&shown, "", None, message).into());
+    let mut bytes = Vec::new();
+    let cap = MAX_JOB_FILE_BYTES + 1;
+    if kind.is_file() {
+        (&mut file)
+            .take(cap)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+    } else {
+        read_stream(&mut file, cap, &mut bytes).map_err(read_error)?;
+        if bytes.is_empty() && kind.is_fifo() {
+            return Err(refuse(
+                "this FIFO gave nothing to read: no program is writing a job file into it".into(),
+            ));
+        }
     }
-    let bytes = std::fs::read(path).map_err(read_error)?;
+    if bytes.len() as u64 > MAX_JOB_FILE_BYTES {
+        let what = if kind.is_file() { "file" } else { "input" };
+        return Err(refuse(format!(
+            "the {what} holds more than 1 MiB; a job file may be at most 1 MiB"
+        )));
+    }
     let sha256 = hex(&Sha256::digest(&bytes));
+    let regular = kind.is_file();
     match String::from_utf8(bytes) {
-        Ok(text) => Ok((text, sha256)),
+        Ok(text) => Ok(JobText {
+            text,
+            sha256,
+            regular,
+        }),
         Err(e) => {
             let at = e.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
@@ -125,6 +183,31 @@ pub fn read_text(path: &Path) -> Result<(String, String), JobError> {
             Err(Diagnostic::new(&shown, &text, Some(at..at + 1), message).into())
         }
     }
+}
+
+/// Reads up to `cap` bytes from a non-blocking pipe, FIFO or device until its end, waiting for
+/// data with `poll` while a writer is there.
+fn read_stream(file: &mut std::fs::File, cap: u64, bytes: &mut Vec<u8>) -> std::io::Result<()> {
+    use rustix::event::{PollFd, PollFlags, poll};
+    use std::io::Read;
+    let mut chunk = [0; 16 * 1024];
+    while (bytes.len() as u64) < cap {
+        match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut fds = [PollFd::new(&*file, PollFlags::IN)];
+                match poll(&mut fds, None) {
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(usize::try_from(cap).unwrap_or(usize::MAX));
+    Ok(())
 }
 
 /// Lowercase hex digits of `bytes` (digests in job records and task keys).
@@ -247,7 +330,7 @@ impl Validator {
         let env = self.env(&file.env)?;
         let (env_clear, env_pass) = self.env_pass(&file)?;
         let range = self.range(&file)?;
-        self.items_fit(&command, cwd.as_ref(), &env, range)?;
+        self.items_fit(&command, cwd.as_ref(), &env, range, &name)?;
         let pool = self.pool(&file, overrides)?;
         let (report_base, report_dir) = match (&overrides.run_dir, &file.report.dir) {
             (Some(dir), _) => {
@@ -411,18 +494,18 @@ impl Validator {
     }
 
     /// `{items}` puts a whole chunk on one command line (or in one variable): the chunk must fit
-    /// in what the kernel passes to a program, and in poolrun's memory.
+    /// in poolrun's memory, and each value it is in must fit in the one argument or environment
+    /// string the kernel passes to a program (`MAX_ARG_STRLEN`). The largest values are those of
+    /// the chunks at the range's ends (the items of largest magnitude) and of a short last one.
     fn items_fit(
         &self,
         command: &Command,
         cwd: Option<&Template>,
         env: &[(String, Template)],
         range: Range,
+        name: &str,
     ) -> Check<()> {
         let chunk = range.chunk_size.get();
-        if chunk <= MAX_ITEMS_CHUNK {
-            return Ok(());
-        }
         let templates: Vec<(Vec<String>, &Template)> = match command {
             Command::Shell(t) => vec![(vec!["command".to_owned()], t)],
             Command::Argv(args) => args
@@ -438,22 +521,49 @@ impl Validator {
                 .map(|(k, t)| (vec!["env".to_owned(), k.clone()], t)),
         )
         .collect();
-        match templates
-            .into_iter()
-            .find(|(_, t)| t.uses(Placeholder::Items))
-        {
-            None => Ok(()),
-            Some((path, _)) => {
-                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        let help = || {
+            Some(
+                "use a smaller `chunk-size`, or pass the bounds with `{start}` and `{last}`"
+                    .to_owned(),
+            )
+        };
+        let tasks = range.tasks();
+        // A run id is always this long: `20261126T185216Z-3f9a`.
+        let run_id = "00000000T000000Z-0000";
+        for (path, template) in templates.iter().filter(|(_, t)| t.uses(Placeholder::Items)) {
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            if chunk > MAX_ITEMS_CHUNK {
                 let message = format!(
                     "`{{items}}` with chunk-size = {chunk} puts {chunk} items in one value; at most {MAX_ITEMS_CHUNK} fit"
                 );
-                let help =
-                    "use a smaller `chunk-size`, or pass the bounds with `{start}` and `{last}`"
-                        .to_owned();
-                Err(self.error(&path, None, message).with_help(Some(help)))
+                return Err(self.error(&path, None, message).with_help(help()));
+            }
+            let widest = [0, tasks.saturating_sub(2), tasks.saturating_sub(1)]
+                .into_iter()
+                .filter(|&i| i < tasks)
+                .map(|i| {
+                    let values = range.chunk(i, name, run_id);
+                    let value = match (path[0], command) {
+                        ("command", Command::Shell(_)) => template.render_shell(&values),
+                        _ => template.render(&values),
+                    };
+                    // An environment string is `NAME=value`; every string ends with a NUL.
+                    let extra = if path[0] == "env" {
+                        path[1].len() + 1
+                    } else {
+                        0
+                    };
+                    (value.len() + extra + 1, i)
+                })
+                .max();
+            if let Some((bytes, id)) = widest.filter(|&(bytes, _)| bytes > MAX_ARG_BYTES) {
+                let message = format!(
+                    "`{{items}}` with chunk-size = {chunk} makes task {id}'s value {bytes} bytes long; the kernel passes at most {MAX_ARG_BYTES} bytes in one argument or environment variable"
+                );
+                return Err(self.error(&path, None, message).with_help(help()));
             }
         }
+        Ok(())
     }
 
     fn range(&self, file: &JobFile) -> Check<Range> {

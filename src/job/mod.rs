@@ -1,6 +1,7 @@
 //! The job stage: a TOML job file is read, parsed and validated into a `Job`, in which every value
 //! is checked and typed, so no later stage re-checks configuration.
 
+pub mod chunk;
 pub mod diagnostic;
 mod error;
 pub mod file;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::job::template::{Placeholder, Values};
 use crate::job::{Command, Job};
 use crate::plan::RunInfo;
 
@@ -98,30 +97,13 @@ impl Plan {
 
     fn render(&self, id: TaskId, keyed: bool) -> Task {
         let range = self.job.range;
-        let chunk = range.chunk_size.get();
         assert!(
             id.0 < self.len,
             "task {id} is outside a plan of {} tasks",
             self.len
         );
-        let first = id.0 * chunk;
-        let count = chunk.min(range.items - first);
-        // Job validation guarantees `start + items * step` fits in an i64; every value below
-        // is at most that far from `start`.
-        let at = |index: u64| {
-            let value = i128::from(range.start) + i128::from(index) * i128::from(range.step);
-            i64::try_from(value).expect("validated range")
-        };
-        let values = ChunkValues {
-            id,
-            start: at(first),
-            last: at(first + count - 1),
-            end: at(first + count),
-            count,
-            step: range.step,
-            name: &self.job.name,
-            run_id: &self.run.id,
-        };
+        let values = range.chunk(id.0, &self.job.name, &self.run.id);
+        let count = values.count;
         let argv = match &self.job.command {
             Command::Shell(script) => {
                 vec![
@@ -165,51 +147,6 @@ impl Plan {
             cwd,
             env,
             key,
-        }
-    }
-}
-
-/// The placeholder values of one chunk.
-struct ChunkValues<'a> {
-    id: TaskId,
-    start: i64,
-    last: i64,
-    end: i64,
-    count: u64,
-    step: i64,
-    name: &'a str,
-    run_id: &'a str,
-}
-
-impl Values for ChunkValues<'_> {
-    fn get(&self, p: Placeholder) -> String {
-        match p {
-            Placeholder::Id => self.id.to_string(),
-            Placeholder::Start => self.start.to_string(),
-            Placeholder::Last => self.last.to_string(),
-            Placeholder::End => self.end.to_string(),
-            Placeholder::Count => self.count.to_string(),
-            Placeholder::Items => {
-                let mut out = String::new();
-                self.items(&mut |i, item| {
-                    if i > 0 {
-                        out.push(' ');
-                    }
-                    out.push_str(item);
-                });
-                out
-            }
-            Placeholder::Name => self.name.to_owned(),
-            Placeholder::RunId => self.run_id.to_owned(),
-        }
-    }
-
-    fn items(&self, f: &mut dyn FnMut(usize, &str)) {
-        let mut item = self.start;
-        for i in 0..self.count {
-            f(usize::try_from(i).unwrap_or(usize::MAX), &item.to_string());
-            // The step past the last item is `end`, which fits in an i64.
-            item = item.wrapping_add(self.step);
         }
     }
 }

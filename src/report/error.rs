@@ -19,6 +19,23 @@ pub enum ReportError {
         #[source]
         source: io::Error,
     },
+    /// A run's file could not be read: a usage error (a wrong or damaged run), not a failed write.
+    #[error("cannot read {}", path.display())]
+    Unreadable {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A folder or file poolrun will not trust with a run.
+    #[error("refusing to use {}: {reason}", path.display())]
+    Unsafe {
+        /// The folder or file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Another run of the job holds its lock.
     #[error("another run of this job is going: run {run_id}, pid {pid} holds {}", path.display())]
     Locked {
@@ -64,6 +81,20 @@ pub enum ReportError {
 }
 
 impl ReportError {
+    /// An `Unreadable` error, for `map_err`.
+    pub fn unreadable(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Unreadable { path, source }
+    }
+
+    /// Whether this says a run could not be read (exit 2), rather than not written (exit 74).
+    pub fn is_read_error(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreadable { .. } | Self::Journal { .. } | Self::Parse { .. }
+        )
+    }
+
     /// An `Io` error, for `map_err`.
     pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();

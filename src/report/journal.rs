@@ -3,17 +3,16 @@
 //! `write` on a file opened for appending and fsyncs it before the engine acts on any of it. A
 //! crash loses at most the batch being written, and a torn last line is ignored when reading.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 
-use crate::report::FILE_MODE;
+use crate::report::secure;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::exec::{Started, TaskOutcome, TaskStatus};
+use crate::exec::{Identity, Started, TaskOutcome, TaskStatus};
 use crate::report::ReportError;
 use crate::report::model::{RunStatus, timestamp};
 
@@ -38,8 +37,15 @@ pub struct RunStarted {
     pub at: String,
     /// The run id.
     pub run_id: String,
-    /// The job file as run (absolute), whose folder relative paths start from.
+    /// The job's name. Absent in journals of poolrun 0.1 (then the copy's, or its file stem).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// The job file as run (absolute).
     pub job_file: String,
+    /// The folder the job's relative paths start from: the job file's, or the current directory
+    /// for a job read from stdin or a FIFO. Absent in journals of poolrun 0.1 (the job file's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_dir: Option<String>,
     /// The SHA-256 of the job file's bytes.
     pub job_sha256: String,
     /// Planned tasks.
@@ -50,6 +56,23 @@ pub struct RunStarted {
     pub resumed: bool,
     /// poolrun's pid, so a later `report` can tell a crashed run from a running one.
     pub pid: u32,
+    /// The random token in this session's tasks' environment (`POOLRUN_RUN_TOKEN`): with
+    /// `cgroup`, how a resumed run finds what a killed session left running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The session's cgroup folder, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+}
+
+impl RunStarted {
+    /// What identifies the session's processes.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            token: self.token.clone().unwrap_or_default(),
+            cgroup: self.cgroup.as_ref().map(PathBuf::from),
+        }
+    }
 }
 
 /// `started`.
@@ -113,6 +136,9 @@ pub struct RunFinished {
     pub at: String,
     /// How the run ended.
     pub status: RunStatus,
+    /// Processes the end-of-run sweep killed (`run.leaked` in the report).
+    #[serde(default)]
+    pub leaked: u32,
 }
 
 impl AttemptStarted {
@@ -165,16 +191,21 @@ pub struct Journal {
 impl Journal {
     /// Creates the journal at `path`, or opens it for appending when `append` (a resumed run).
     pub fn open(path: &Path, append: bool) -> Result<Self, ReportError> {
-        let mut options = OpenOptions::new();
-        options.append(true).mode(FILE_MODE);
-        if append {
-            options.create(true);
+        let file = if append {
+            secure::open_append(path)
         } else {
-            options.create_new(true);
+            secure::create_new(path).and_then(|file| {
+                // Appends, like the resumed run's: every write lands at the end.
+                nix::fcntl::fcntl(
+                    &file,
+                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_APPEND),
+                )
+                .map_err(std::io::Error::from)?;
+                Ok(file)
+            })
         }
-        let file = options
-            .open(path)
-            .map_err(ReportError::io("open the journal", path))?;
+        .map_err(ReportError::io("open the journal", path))?;
+        secure::check_own_file(&file, path)?;
         Ok(Self {
             path: path.to_owned(),
             file,
@@ -223,23 +254,24 @@ impl Journal {
 }
 
 /// Reads every complete record of the journal at `path`. A last line without its newline (the
-/// engine died while writing it) is ignored; any other bad line is an error.
+/// engine died while writing it, perhaps inside a multi-byte character) is ignored; any other
+/// bad line is an error.
 pub fn read(path: &Path) -> Result<Vec<Record>, ReportError> {
-    let file = File::open(path).map_err(ReportError::io("read the journal", path))?;
+    let file = File::open(path).map_err(ReportError::unreadable(path))?;
     let mut records = Vec::new();
     let mut reader = BufReader::new(file);
-    let mut line = String::new();
+    let mut line = Vec::new();
     let mut number = 0;
     loop {
         line.clear();
         let read = reader
-            .read_line(&mut line)
-            .map_err(ReportError::io("read the journal", path))?;
-        if read == 0 || !line.ends_with('\n') {
+            .read_until(b'\n', &mut line)
+            .map_err(ReportError::unreadable(path))?;
+        if read == 0 || line.last() != Some(&b'\n') {
             break;
         }
         number += 1;
-        let record = serde_json::from_str(&line).map_err(|source| ReportError::Journal {
+        let record = serde_json::from_slice(&line).map_err(|source| ReportError::Journal {
             path: path.to_owned(),
             line: number,
             source,

@@ -1,12 +1,18 @@
 //! One run of a job at a time: an exclusive `flock` on a file in the job's run root, held for
 //! the whole run. The file names the run and pid holding it, for the message a second run gets.
+//! It is opened without following a symlink and must be a regular file of poolrun's user, so a
+//! planted link or file in a shared run root can neither be truncated nor lock a run out unseen.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::report::ReportError;
+use crate::report::{ReportError, secure};
+
+/// How often a run waiting for the lock (`overlap = "wait"`) tries again and checks whether it
+/// should give up (a signal).
+const WAIT_POLL: Duration = Duration::from_millis(50);
 
 /// A held lock; released when dropped (or when poolrun dies).
 #[derive(Debug)]
@@ -23,48 +29,57 @@ pub struct Holder {
     pub pid: String,
 }
 
+/// Whether to wait for a held lock.
+pub enum Wait<'a> {
+    /// Fail at once with `ReportError::Locked`.
+    No,
+    /// Wait while `keep_waiting()` says so; `on_wait` is called once, before waiting.
+    While {
+        /// Polled while waiting; false gives up with `ReportError::Locked`.
+        keep_waiting: &'a dyn Fn() -> bool,
+        /// Told who holds the lock.
+        on_wait: &'a dyn Fn(&Holder),
+    },
+}
+
 impl RunLock {
     /// The lock file of job `name` in `run_root`.
     pub fn path(run_root: &Path, name: &str) -> PathBuf {
         run_root.join(format!(".poolrun-{name}.lock"))
     }
 
-    /// Takes the lock at `path` for `run_id`, waiting for it when `wait`; otherwise a held lock
-    /// is `ReportError::Locked` at once. `on_wait` is called once before waiting.
-    pub fn acquire(
-        path: &Path,
-        run_id: &str,
-        wait: bool,
-        on_wait: impl FnOnce(&Holder),
-    ) -> Result<Self, ReportError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(ReportError::io("create the run root", parent))?;
-        }
-        let mut file = OpenOptions::new()
-            .mode(crate::report::FILE_MODE)
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(ReportError::io("open the lock file", path))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let holder = holder(&mut file);
-                if !wait {
-                    return Err(ReportError::Locked {
-                        path: path.to_owned(),
-                        run_id: holder.run_id,
-                        pid: holder.pid,
-                    });
+    /// Takes the lock at `path` for `run_id` in a run root that exists and was checked.
+    pub fn acquire(path: &Path, run_id: &str, wait: &Wait<'_>) -> Result<Self, ReportError> {
+        let mut file =
+            secure::open_shared(path).map_err(ReportError::io("open the lock file", path))?;
+        secure::check_own_file(&file, path)?;
+        let mut waited = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    let holder = holder(&mut file);
+                    match wait {
+                        Wait::While {
+                            keep_waiting,
+                            on_wait,
+                        } if keep_waiting() => {
+                            if !std::mem::replace(&mut waited, true) {
+                                on_wait(&holder);
+                            }
+                            std::thread::sleep(WAIT_POLL);
+                        }
+                        _ => {
+                            return Err(ReportError::Locked {
+                                path: path.to_owned(),
+                                run_id: holder.run_id,
+                                pid: holder.pid,
+                            });
+                        }
+                    }
                 }
-                on_wait(&holder);
-                file.lock()
-                    .map_err(ReportError::io("wait for the lock", path))?;
+                Err(TryLockError::Error(e)) => return Err(ReportError::io("lock", path)(e)),
             }
-            Err(TryLockError::Error(e)) => return Err(ReportError::io("lock", path)(e)),
         }
         let record = format!("{} {run_id}\n", std::process::id());
         file.set_len(0)
@@ -93,6 +108,7 @@ impl Drop for RunLock {
 
 fn holder(file: &mut File) -> Holder {
     let mut text = String::new();
+    let _ = file.seek(SeekFrom::Start(0));
     let _ = file.read_to_string(&mut text);
     let mut words = text.split_whitespace();
     let pid = words.next().unwrap_or("?").to_owned();

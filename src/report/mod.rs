@@ -9,6 +9,7 @@ mod read;
 mod recorder;
 pub mod render;
 mod run_dir;
+pub mod secure;
 mod state;
 mod writer;
 
@@ -18,24 +19,8 @@ pub use error::ReportError;
 /// allows: a run's record must not be open to other users.
 pub const FILE_MODE: u32 = 0o644;
 
-/// Creates (or truncates) a file with `FILE_MODE`.
-pub fn create_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(FILE_MODE)
-        .open(path)
-}
-
-/// Writes `bytes` to a new or truncated file with `FILE_MODE`.
-pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    create_file(path)?.write_all(bytes)
-}
 pub use journal::Journal;
-pub use lock::{Holder, RunLock};
+pub use lock::{Holder, RunLock, Wait};
 pub use model::{JobRecord, REPORT_SCHEMA, Report, RunRecord, RunStatus, Summary, TaskRecord};
 pub use read::read_report;
 pub use recorder::Recorder;

@@ -60,6 +60,10 @@ pub struct RunRecord {
     pub processes: usize,
     /// How the run ended.
     pub status: RunStatus,
+    /// Processes that tasks left running and that only the sweep at the end of the run found
+    /// (so no task's `leaked` counts them), killed.
+    #[serde(default)]
+    pub leaked: u32,
 }
 
 /// How a run ended.

@@ -1,16 +1,15 @@
 //! The run directory: created fresh for every run, with the job file's copy, the task output
-//! folder and the `latest` link beside it.
+//! folder and the `latest` link beside it. `RunDir` knows every path in it.
 
-use std::fs::{self, DirBuilder};
+use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::job::Job;
 use crate::plan::RunInfo;
-use crate::report::ReportError;
+use crate::report::{ReportError, secure};
 
-/// A created run directory and the paths inside it.
+/// A run directory and the paths inside it.
 #[derive(Debug, Clone)]
 pub struct RunDir {
     /// The directory, absolute.
@@ -18,31 +17,47 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// Creates the run directory of `run` and fills in what is known before any task starts.
+    /// Creates the run root (the run directory's parent) if needed and refuses it if it cannot
+    /// be trusted (see `secure::check_folder`); call before taking the job's lock there.
+    pub fn prepare_root(run: &RunInfo) -> Result<PathBuf, ReportError> {
+        let root = run.dir.parent().unwrap_or(Path::new("/")).to_owned();
+        secure::create_dirs(&root).map_err(ReportError::io("create the run root", &root))?;
+        secure::check_folder(&root)?;
+        Ok(root)
+    }
+
+    /// Creates the run directory of `run`, in a root `prepare_root` checked, and fills in what
+    /// is known before any task starts.
     pub fn create(run: &RunInfo, job: &Job) -> Result<Self, ReportError> {
         let path = run.dir.clone();
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(ReportError::io("create the run root", parent))?;
-        }
         // Not world-writable whatever the umask: other users must not plant files in a run.
-        let mut builder = DirBuilder::new();
-        builder.mode(0o755);
-        match builder.create(&path) {
-            Ok(()) => {}
+        match secure::create_dir(&path) {
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 return Err(ReportError::Exists { path });
             }
             Err(e) => return Err(ReportError::io("create the run directory", &path)(e)),
+            Ok(()) => {}
         }
         let dir = Self { path };
-        builder.create(dir.tasks_dir()).map_err(ReportError::io(
+        secure::create_dir(&dir.tasks_dir()).map_err(ReportError::io(
             "create the task output folder",
             dir.tasks_dir(),
         ))?;
-        let copy = dir.path.join("job.toml");
-        crate::report::write_file(&copy, job.source.text.as_bytes())
+        let copy = dir.job_copy_path();
+        secure::write_new(&copy, job.source.text.as_bytes())
             .map_err(ReportError::io("copy the job file to", &copy))?;
         dir.link_latest(&run.id)?;
+        Ok(dir)
+    }
+
+    /// An existing run directory, to resume: it and its task folder must be poolrun's user's and
+    /// closed to others, as when poolrun made them.
+    pub fn open(path: PathBuf) -> Result<Self, ReportError> {
+        let dir = Self { path };
+        secure::check_folder(&dir.path)?;
+        if dir.tasks_dir().exists() {
+            secure::check_folder(&dir.tasks_dir())?;
+        }
         Ok(dir)
     }
 
@@ -61,9 +76,14 @@ impl RunDir {
         self.path.join("journal.jsonl")
     }
 
-    /// Points `latest` beside the run directory at it, atomically (a new link renamed over the
-    /// old). Only when the directory is named after the run id: a fixed `--run-dir /tmp/x` must
-    /// not drop a `latest` link into `/tmp`.
+    /// `job.toml`, the job file as run.
+    pub fn job_copy_path(&self) -> PathBuf {
+        self.path.join("job.toml")
+    }
+
+    /// Points `latest` beside the run directory at it, atomically (a new link, under a name
+    /// nobody can guess, renamed over the old). Only when the directory is named after the run
+    /// id: a fixed `--run-dir /tmp/x` must not drop a `latest` link into `/tmp`.
     fn link_latest(&self, run_id: &str) -> Result<(), ReportError> {
         let (Some(parent), Some(name)) = (self.path.parent(), self.path.file_name()) else {
             return Ok(());
@@ -72,8 +92,7 @@ impl RunDir {
             return Ok(());
         }
         let latest = parent.join("latest");
-        let temp = parent.join(format!(".latest.{run_id}"));
-        let _ = fs::remove_file(&temp);
+        let temp = secure::temp_beside(&latest, "new");
         std::os::unix::fs::symlink(Path::new(name), &temp)
             .and_then(|()| fs::rename(&temp, &latest))
             .map_err(ReportError::io("update the link", latest))

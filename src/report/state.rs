@@ -26,6 +26,11 @@ pub struct RunState {
     pub ended: Option<RunFinished>,
     /// The time of the latest record.
     pub last_at: Option<String>,
+    /// What identifies each session's processes, oldest first.
+    pub identities: Vec<crate::exec::Identity>,
+    /// Seconds that the sessions before the latest one ran, each from its `run_started` to its
+    /// last record.
+    earlier_seconds: f64,
 }
 
 impl RunState {
@@ -41,6 +46,8 @@ impl RunState {
     fn apply(&mut self, record: Record) {
         match record {
             Record::RunStarted(r) => {
+                self.earlier_seconds = self.seconds();
+                self.identities.push(r.identity());
                 self.last_at = Some(r.at.clone());
                 self.first.get_or_insert_with(|| r.clone());
                 self.last = Some(r);
@@ -71,10 +78,28 @@ impl RunState {
         *seen = (*seen).max(attempt);
     }
 
+    /// Seconds the run has been running, over every session the journal records: a resumed run's
+    /// `wall_seconds` counts each session, not the time between them.
+    pub fn seconds(&self) -> f64 {
+        let latest = match (&self.last, &self.last_at) {
+            (Some(start), Some(end)) => seconds_between(&start.at, end),
+            _ => 0.0,
+        };
+        self.earlier_seconds + latest
+    }
+
     /// Whether the task with `key` has a successful outcome.
     pub fn succeeded(&self, key: &str) -> bool {
         self.finished
             .get(key)
             .is_some_and(|f| f.status == crate::exec::TaskStatus::Succeeded)
+    }
+}
+
+/// Seconds from one RFC 3339 time to a later one; 0 when either does not parse.
+fn seconds_between(from: &str, to: &str) -> f64 {
+    match (humantime::parse_rfc3339(from), humantime::parse_rfc3339(to)) {
+        (Ok(a), Ok(b)) => b.duration_since(a).map_or(0.0, |d| d.as_secs_f64()),
+        _ => 0.0,
     }
 }

@@ -4,16 +4,15 @@
 //! so a reader never sees half a report.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::plan::{Plan, TaskId};
-use crate::report::ReportError;
 use crate::report::model::{JobRecord, REPORT_SCHEMA, RunRecord, Summary, TaskRecord};
+use crate::report::{ReportError, secure};
 
 /// A report being written.
 pub struct ReportWriter {
@@ -35,15 +34,10 @@ impl ReportWriter {
         job: &JobRecord,
         carried: BTreeMap<u64, TaskRecord>,
     ) -> Result<Self, ReportError> {
-        let temp = path.with_extension("json.partial");
-        // A leftover from a run that died mid-report is replaced: the report is rebuilt whole.
-        let file = OpenOptions::new()
-            .mode(crate::report::FILE_MODE)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)
-            .map_err(ReportError::io("create the report", &temp))?;
+        remove_leftovers(path);
+        let temp = secure::temp_beside(path, "partial");
+        let file =
+            secure::create_new(&temp).map_err(ReportError::io("create the report", &temp))?;
         let mut writer = Self {
             out: BufWriter::with_capacity(64 * 1024, file),
             temp,
@@ -139,6 +133,25 @@ impl ReportWriter {
         self.out
             .write_all(bytes)
             .map_err(ReportError::io("write the report", &self.temp))
+    }
+}
+
+/// Removes the partial reports that runs which died while writing one left beside `path`: the
+/// report is rebuilt whole.
+fn remove_leftovers(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if file.starts_with(&prefix) && file.ends_with(".partial") {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 

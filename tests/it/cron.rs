@@ -45,17 +45,23 @@ fn overlap_wait_runs_after_the_holder() {
         range(1, 1)
     ));
     let first = hold_lock(&job);
-    let second = job.start(&[]);
-    // The second run is blocked on the lock (/proc/locks lists it as a waiter, "->").
-    let pid = second.id().to_string();
+    let log = job.file("second.log");
+    let second = crate::support::background(
+        poolrun()
+            .current_dir(job.dir.path())
+            .arg("run")
+            .arg(&job.path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
+    // The second run says it waits for the lock.
     wait_for(
         Duration::from_secs(10),
         "the second run to wait for the lock",
         || {
-            let locks = std::fs::read_to_string("/proc/locks").ok()?;
-            locks
-                .lines()
-                .any(|l| l.contains("->") && l.split_whitespace().any(|w| w == pid))
+            std::fs::read_to_string(&log)
+                .ok()?
+                .contains("waiting for run")
                 .then_some(())
         },
     );
@@ -84,9 +90,9 @@ fn overlap_wait_runs_after_the_holder() {
         2
     );
     assert!(
-        second.stderr.contains("waiting for run"),
-        "{}",
-        second.stderr
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("waiting for run")
     );
 }
 

@@ -122,3 +122,68 @@ fn bad_command_line_values_are_usage_errors() {
         assert!(!job.file("runs").exists());
     }
 }
+
+#[test]
+fn the_largest_items_chunk_that_fits_in_one_argument_runs() {
+    // 18,000 items of 6 digits and a space: about 126 KB, just inside the kernel's 128 KiB.
+    let job = Job::new(
+        "command = [\"sh\", \"-c\", \"echo $# >&2; test $# -eq 1\", \"sh\", \"{items}\"]\n[range]\nstart = 100000\nend = 136000\nchunk-size = 18000\n",
+    );
+    let run = job.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn a_job_file_that_never_ends_is_read_with_the_cap() {
+    let run = poolrun().args(["validate", "/dev/zero"]).output().unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("at most 1 MiB"), "{stderr}");
+}
+
+#[test]
+fn a_fifo_with_no_writer_is_an_error_not_a_wait() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("job.toml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let run = crate::support::finish(
+        poolrun()
+            .args(["run"])
+            .arg(&fifo)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("FIFO"), "{}", run.stderr);
+}
+
+#[test]
+fn a_job_from_stdin_runs_in_the_current_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let job = b"command = \"pwd\"\n[range]\nstart = 0\nend = 2\n";
+    let mut child = poolrun()
+        .current_dir(tmp.path())
+        .args(["run", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), job).unwrap();
+    let run = crate::support::finish(child);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dir = std::fs::canonicalize(tmp.path().join("runs/stdin/latest")).unwrap();
+    let pwd = std::fs::read_to_string(dir.join("tasks/0.out")).unwrap();
+    assert_eq!(
+        std::path::Path::new(pwd.trim()),
+        std::fs::canonicalize(tmp.path()).unwrap()
+    );
+    // The report can be rebuilt from the journal: its plan starts at the same folder.
+    std::fs::remove_file(dir.join("report.json")).unwrap();
+    let rebuilt = poolrun().arg("report").arg(&dir).output().unwrap();
+    assert_eq!(rebuilt.status.code(), Some(0));
+    let report = crate::support::read_report(&dir);
+    assert_eq!(report["summary"]["succeeded"], 2);
+}

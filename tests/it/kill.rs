@@ -264,3 +264,45 @@ fn a_task_that_cleans_up_has_no_leaks() {
     assert_eq!(job.run(&[]).code, 0);
     assert_eq!(tasks(&job.report())[0]["leaked"], 0);
 }
+
+#[test]
+fn a_signal_in_the_first_milliseconds_still_ends_cleanly() {
+    let job = Job::new(&format!("command = \"sleep 1000\"\n{}", range(3, 3)));
+    for attempt in 0..40u64 {
+        let child = crate::support::background(
+            crate::support::poolrun()
+                .current_dir(job.dir.path())
+                .arg("run")
+                .arg(&job.path)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped()),
+        );
+        // From the moment poolrun catches SIGTERM (before that it is still being loaded and no
+        // program can have a handler), spread over 3 ms: before, while and after the run
+        // directory is made and the tasks start.
+        let pid = child.id();
+        wait_for(Duration::from_secs(10), "poolrun to catch SIGTERM", || {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+            let mask = u64::from_str_radix(caught.trim(), 16).ok()?;
+            (mask & (1 << (15 - 1)) != 0).then_some(())
+        });
+        std::thread::sleep(Duration::from_micros(attempt * 75));
+        kill(
+            Pid::from_raw(i32::try_from(child.id()).unwrap()),
+            Signal::SIGTERM,
+        )
+        .unwrap();
+        let run: Run = crate::support::finish_background(child);
+        assert_eq!(run.code, 143, "attempt {attempt}: {}", run.stderr);
+        assert!(!run.stderr.is_empty(), "attempt {attempt}: a message");
+    }
+    // Every run directory that was made has its report; no task is left.
+    for entry in std::fs::read_dir(job.file("runs/job")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() && !path.is_symlink() {
+            let report = crate::support::read_report(&path);
+            assert_eq!(report["run"]["status"], "interrupted");
+        }
+    }
+}

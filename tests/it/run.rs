@@ -226,7 +226,12 @@ fn the_run_directory_holds_the_job_journal_report_and_outputs() {
         std::fs::read_to_string(run_dir.join("job.toml")).unwrap(),
         text
     );
-    assert!(!run_dir.join("report.json.partial").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     let report = job.report();
     assert_eq!(report["schema"], "poolrun/report/v1");
     assert_eq!(report["run"]["status"], "completed");
@@ -360,4 +365,23 @@ fn quiet_tasks_leave_no_empty_files() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+}
+
+#[test]
+fn a_script_whose_interpreter_is_missing_says_so() {
+    let job = Job::new("command = [\"./script\"]\n[range]\nstart = 0\nend = 1\n");
+    std::fs::write(job.file("script"), "#!/no/such/interpreter -x\necho hi\n").unwrap();
+    std::fs::set_permissions(
+        job.file("script"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    assert_eq!(job.run(&[]).code, 1);
+    let report = job.report();
+    let error = tasks(&report)[0]["error"].as_str().unwrap().to_owned();
+    assert_eq!(tasks(&report)[0]["status"], "spawn_failed");
+    assert!(
+        error.contains("interpreter `/no/such/interpreter`"),
+        "{error}"
+    );
 }

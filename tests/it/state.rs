@@ -144,7 +144,9 @@ fn the_report_of_a_killed_engine_marks_running_tasks_cancelled() {
         ]
     );
     assert_eq!(report["run"]["status"], "interrupted");
+    // The killed engine's tasks run on until they see `go`; none may outlive the test.
     std::fs::write(job.file("go"), "").unwrap();
+    assert_all_gone(&pids_in(job.dir.path()));
 }
 
 #[test]
@@ -288,4 +290,90 @@ fn resuming_something_that_is_not_a_run_is_a_usage_error() {
     let run = job.run(&["--resume", job.dir.path().to_str().unwrap()]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("journal"), "{}", run.stderr);
+}
+
+#[test]
+fn a_torn_last_line_ending_inside_a_character_is_ignored() {
+    let job = Job::new("command = \"echo é\"\n[range]\nstart = 0\nend = 2\n");
+    assert_eq!(job.run(&[]).code, 0);
+    let dir = job.latest("job");
+    std::fs::remove_file(dir.join("report.json")).unwrap();
+    // A record cut after the first byte of the two-byte "é": not UTF-8, and not a whole line.
+    let mut torn = b"{\"event\":\"finished\",\"error\":\"caf".to_vec();
+    torn.push(0xc3);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("journal.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut file, &torn).unwrap();
+    let run = poolrun().arg("report").arg(&dir).output().unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(statuses(&read_report(&dir)), ["succeeded", "succeeded"]);
+    std::fs::remove_file(dir.join("report.json")).unwrap();
+    let resumed = job.run(&["--resume"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+}
+
+#[test]
+fn the_rebuilt_report_of_a_killed_resume_shows_the_attempt_in_flight() {
+    // Every task fails once; on the resume, tasks 2 and 3 wait for `go` and poolrun is killed.
+    let job = Job::new(
+        "command = \"if [ -e failed ]; then if [ {id} -ge 2 ]; then while [ ! -e go ]; do sleep 0.02; done; fi; exit 0; fi; exit 3\"\n[range]\nstart = 0\nend = 4\n\n[pool]\nprocesses = 2\n",
+    );
+    assert_eq!(job.run(&[]).code, 1);
+    std::fs::write(job.file("failed"), "").unwrap();
+    let mut child = job.start(&["--resume"]);
+    wait_for(Duration::from_secs(20), "the resumed attempts", || {
+        let dir = std::fs::canonicalize(job.file("runs/job/latest")).ok()?;
+        let text = std::fs::read_to_string(dir.join("journal.jsonl")).ok()?;
+        let resumed = text.split("\"resumed\":true").nth(1)?;
+        (resumed.matches("\"event\":\"finished\"").count() >= 2
+            && resumed.matches("\"event\":\"started\"").count() >= 4)
+            .then_some(())
+    });
+    sigkill(&mut child);
+    let dir = job.latest("job");
+    let run = poolrun().arg("report").arg(&dir).output().unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let report = read_report(&dir);
+    assert_eq!(
+        statuses(&report),
+        ["succeeded", "succeeded", "cancelled", "cancelled"]
+    );
+    let attempts: Vec<u64> = tasks(&report)
+        .iter()
+        .map(|t| t["attempts"].as_u64().unwrap())
+        .collect();
+    assert_eq!(attempts, [2, 2, 2, 2]);
+    std::fs::write(job.file("go"), "").unwrap();
+    let resumed = job.run(&["--resume"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+}
+
+#[test]
+fn a_run_that_cannot_be_read_is_a_usage_error_not_a_write_error() {
+    let job = Job::new("command = \"true\"\n[range]\nstart = 0\nend = 1\n");
+    let missing = poolrun()
+        .args(["report", "no/such/run"])
+        .current_dir(job.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/run"));
+    assert_eq!(job.run(&[]).code, 0);
+    let dir = job.latest("job");
+    std::fs::write(dir.join("report.json"), "{ not json").unwrap();
+    let corrupt = poolrun().arg("report").arg(&dir).output().unwrap();
+    assert_eq!(corrupt.status.code(), Some(2));
+    std::fs::remove_file(dir.join("report.json")).unwrap();
+    std::fs::write(dir.join("journal.jsonl"), "garbage\n").unwrap();
+    let corrupt = poolrun().arg("report").arg(&dir).output().unwrap();
+    assert_eq!(corrupt.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&corrupt.stderr);
+    assert!(stderr.contains("journal.jsonl:1"), "{stderr}");
 }
