@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::exec::cgroup::{RunCgroup, TaskCgroup};
+use crate::exec::cgroup::SlotCgroup;
 use crate::exec::containment::TOKEN_VARIABLE;
 use crate::exec::exit_watch::ExitWatch;
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
@@ -62,11 +62,8 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
             return not_started(task, attempt, started_at, false, reason);
         }
     };
-    // The cgroup is kept until the attempt's processes are gone; then it is removed.
-    let (setup, cgroup) = match child_setup(&task, attempt, ctx) {
-        Ok(setup) => setup,
-        Err(reason) => return not_started(task, attempt, started_at, true, reason),
-    };
+    let slot = ctx.containment.slot();
+    let setup = child_setup(slot, ctx);
     let mut command = command(&task, attempt, ctx, (stdout, stderr), setup);
     ctx.running.spawning(1);
     let mut child = match command.spawn() {
@@ -100,8 +97,8 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
     let cancelled = ctx.running.remove(task.id);
     // The direct child is gone; anything it left behind goes too, in its cgroup, its group or
     // escaped from it, so no task outlives its report row.
-    let leaked = match &cgroup {
-        Some(cgroup) => cgroup.empty(),
+    let leaked = match slot {
+        Some(slot) => slot.empty() + unix::kill_leftovers(pid),
         None => {
             unix::kill_leftovers(pid)
                 + unix::kill_escapees(ctx.containment.token(), task.id.0, |p| {
@@ -141,29 +138,15 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
     }
 }
 
-/// The limits the child applies to itself, and the cgroup that enforces `max-processes` (kept
-/// alive by the caller for the attempt's length).
-fn child_setup(
-    task: &Task,
-    attempt: u32,
-    ctx: &Context<'_>,
-) -> Result<(ChildSetup, Option<TaskCgroup>), String> {
-    let run_cgroup = ctx.containment.cgroup.as_ref();
-    let cgroup = match run_cgroup {
-        Some(parent) => Some(
-            parent
-                .task(&format!("{}-{attempt}", task.id), ctx.max_processes)
-                .map_err(|e| format!("cannot make the task's cgroup: {e}"))?,
-        ),
-        None => None,
-    };
-    let limited = run_cgroup.is_some_and(RunCgroup::limits_processes);
-    let setup = ChildSetup {
+/// What the child sets up before it runs the command: its limits, and the slot cgroup it must
+/// join itself (cgroup v2; in v1 it is born in its worker's).
+fn child_setup(slot: Option<&SlotCgroup>, ctx: &Context<'_>) -> ChildSetup {
+    let limited = slot.is_some() && ctx.containment.limits_processes();
+    ChildSetup {
         memory_limit: ctx.memory_limit,
         nproc_limit: ctx.max_processes.filter(|_| !limited),
-        cgroup_procs: cgroup.as_ref().map(|c| c.procs.clone()),
-    };
-    Ok((setup, cgroup))
+        cgroup_procs: slot.and_then(|s| s.procs.clone()),
+    }
 }
 
 /// The sizes of the attempt's outputs and the tail of its stderr; names the outputs that are

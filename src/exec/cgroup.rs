@@ -1,17 +1,26 @@
-//! Containment with cgroups (Linux): each task attempt runs in a cgroup of its own under the
-//! run's, which its first process joins before it runs the command. Whatever the task starts
-//! stays in that cgroup however it leaves the process group (`setsid`, a double fork, `env -i`,
-//! `sudo`), so when the attempt ends everything in it is killed and counted, and at the end of
-//! the run the run's cgroup is emptied the same way.
+//! Containment with cgroups (Linux): each worker slot has a cgroup under the run's, and every
+//! task the slot runs is in it from its first instruction. Whatever the task starts stays in that
+//! cgroup however it leaves the process group (`setsid`, a double fork, `env -i`, `sudo`), so
+//! when the attempt ends everything in it is killed and counted, and the slot is empty for the
+//! next task. At the end of the run the run's cgroup is emptied the same way.
 //!
-//! cgroup v2 comes first (`cgroup.kill` empties a cgroup in one write); where poolrun can make no
-//! v2 cgroup, the v1 pids hierarchy, emptied by SIGKILL to each member until none is left. When a
-//! per-task process limit (`max-processes`) is asked for, the hierarchy that can enforce it
-//! (`pids.max`) is preferred.
+//! How a task gets into its slot decides what containment costs:
+//! - cgroup v1 places threads, not processes: the worker thread itself moves into its slot, and
+//!   the task it starts with `posix_spawn` is born there. No per-task cost at all, and no window
+//!   in which the task runs outside; so where a v1 hierarchy is mounted (the pids one, which
+//!   also enforces `max-processes`) poolrun uses it.
+//! - cgroup v2 places whole processes, so the child joins its slot itself between fork and exec,
+//!   which costs `posix_spawn`'s speed (a fork instead of a vfork, about 0.2 ms a task). A join
+//!   from poolrun's side after the spawn would be cheaper but too late: a shell forks its
+//!   background jobs before poolrun gets to move it.
+//!
+//! Slots are made once per run, not per attempt: a cgroup's `mkdir` and `rmdir` cost more than a
+//! task's spawn.
 
 use std::ffi::CString;
-use std::fs;
-use std::io;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,33 +34,45 @@ pub(crate) enum Version {
     V1,
 }
 
-/// The run's cgroup, under which each task attempt gets one of its own.
+/// The run's cgroup, under which each worker slot gets one of its own.
 #[derive(Debug)]
 pub(crate) struct RunCgroup {
     dir: PathBuf,
     version: Version,
-    /// Whether task cgroups have `pids.max`.
+    /// v1: poolrun's own cgroup, where worker threads return when the run ends.
+    home: PathBuf,
+    /// Whether slot cgroups have `pids.max`.
     pids: bool,
 }
 
-/// One task attempt's cgroup; removed when dropped.
+/// A worker slot's cgroup.
 #[derive(Debug)]
-pub(crate) struct TaskCgroup {
+pub(crate) struct SlotCgroup {
     dir: PathBuf,
     version: Version,
-    /// `cgroup.procs`, ready for the child to open between fork and exec without allocating.
-    pub procs: CString,
+    /// v2: `cgroup.procs`, for the child to open between fork and exec without allocating.
+    pub procs: Option<CString>,
+    /// `cgroup.procs`, open for reading again and again from offset 0.
+    reader: File,
 }
 
 impl RunCgroup {
-    /// Makes `poolrun-<name>` in poolrun's own cgroup, or `None` where poolrun may make none.
-    /// With `need_pids`, a hierarchy with the pids controller is preferred.
-    pub fn create(name: &str, need_pids: bool) -> Option<Self> {
+    /// Makes `poolrun-<name>` in poolrun's own cgroup, or `None` where poolrun may make none;
+    /// `only` keeps to one version.
+    pub fn create(name: &str, only: Option<Version>) -> Option<Self> {
         let own = fs::read_to_string("/proc/self/cgroup").ok()?;
-        let v2 = v2_mount().and_then(|mount| {
-            let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
-            Some(mount.join(path.trim_start_matches('/')))
-        });
+        let dir_name = format!("poolrun-{name}");
+        let make = |home: PathBuf, version, pids| {
+            remove_stale(&home);
+            let dir = home.join(&dir_name);
+            fs::create_dir(&dir).ok()?;
+            Some(Self {
+                dir,
+                version,
+                home,
+                pids,
+            })
+        };
         let v1 = own.lines().find_map(|line| {
             let mut parts = line.splitn(3, ':');
             let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
@@ -60,36 +81,22 @@ impl RunCgroup {
                 .any(|c| c == "pids")
                 .then(|| Path::new("/sys/fs/cgroup/pids").join(path.trim_start_matches('/')))
         });
-        let dir_name = format!("poolrun-{name}");
-        let v2 = || {
-            let parent = v2.as_ref()?;
-            remove_stale(parent);
-            let dir = parent.join(&dir_name);
-            fs::create_dir(&dir).ok()?;
-            // The pids controller for the task cgroups, where the parent has it to give.
-            let pids = fs::write(dir.join("cgroup.subtree_control"), "+pids").is_ok();
-            Some(Self {
-                dir,
-                version: Version::V2,
-                pids,
-            })
-        };
-        let v1 = || {
-            let parent = v1.as_ref()?;
-            remove_stale(parent);
-            let dir = parent.join(&dir_name);
-            fs::create_dir(&dir).ok()?;
-            Some(Self {
-                dir,
-                version: Version::V1,
-                pids: true,
-            })
-        };
-        match v2() {
-            Some(cgroup) if cgroup.pids || !need_pids => Some(cgroup),
-            Some(cgroup) => v1().or(Some(cgroup)),
-            None => v1(),
+        if only != Some(Version::V2)
+            && let Some(cgroup) = v1.and_then(|home| make(home, Version::V1, true))
+        {
+            return Some(cgroup);
         }
+        if only == Some(Version::V1) {
+            return None;
+        }
+        let v2 = v2_mount().and_then(|mount| {
+            let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+            Some(mount.join(path.trim_start_matches('/')))
+        })?;
+        let mut cgroup = make(v2, Version::V2, false)?;
+        // The pids controller for the slots, where the parent has it to give.
+        cgroup.pids = fs::write(cgroup.dir.join("cgroup.subtree_control"), "+pids").is_ok();
+        Some(cgroup)
     }
 
     /// The cgroup's folder, recorded in the journal: a resumed run empties it.
@@ -97,38 +104,54 @@ impl RunCgroup {
         &self.dir
     }
 
-    /// Whether task cgroups can enforce `max-processes`.
+    /// Whether slot cgroups can enforce `max-processes`.
     pub fn limits_processes(&self) -> bool {
         self.pids
     }
 
-    /// A cgroup for one attempt, allowing at most `max` processes when given.
-    pub fn task(&self, name: &str, max: Option<u32>) -> io::Result<TaskCgroup> {
-        let dir = self.dir.join(name);
-        match fs::create_dir(&dir) {
-            // Left by an attempt of a killed poolrun with the same name: emptied and reused.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                empty(&dir, self.version);
-            }
-            result => result?,
-        }
+    /// The cgroup of worker slot `index`, allowing each task at most `max` processes when given.
+    pub fn slot(&self, index: usize, max: Option<u32>) -> io::Result<SlotCgroup> {
+        let dir = self.dir.join(format!("slot-{index}"));
+        fs::create_dir(&dir)?;
         if let Some(max) = max.filter(|_| self.pids) {
+            // In v1 the worker thread that lives in the slot counts too.
+            let max = max.saturating_add(u32::from(self.version == Version::V1));
             fs::write(dir.join("pids.max"), max.to_string())?;
         }
-        let procs = CString::new(
-            dir.join("cgroup.procs")
-                .into_os_string()
-                .into_encoded_bytes(),
-        )
-        .map_err(io::Error::other)?;
-        Ok(TaskCgroup {
+        let path = dir.join("cgroup.procs");
+        let reader = File::open(&path)?;
+        let procs = match self.version {
+            Version::V2 => Some(
+                CString::new(path.into_os_string().into_encoded_bytes())
+                    .map_err(io::Error::other)?,
+            ),
+            Version::V1 => None,
+        };
+        Ok(SlotCgroup {
             dir,
             version: self.version,
             procs,
+            reader,
         })
     }
 
-    /// Kills everything left in the run's cgroup and its task cgroups; returns how many.
+    /// v1: moves the calling worker thread into `slot`, so the tasks it starts are born there.
+    pub fn enter(&self, slot: &SlotCgroup) -> io::Result<()> {
+        match self.version {
+            Version::V1 => move_thread(&slot.dir),
+            Version::V2 => Ok(()),
+        }
+    }
+
+    /// v1: moves the calling worker thread back to poolrun's own cgroup.
+    pub fn leave(&self) -> io::Result<()> {
+        match self.version {
+            Version::V1 => move_thread(&self.home),
+            Version::V2 => Ok(()),
+        }
+    }
+
+    /// Kills everything left in the run's cgroup and its slots; returns how many.
     pub fn empty(&self) -> u32 {
         empty_tree(&self.dir, self.version)
     }
@@ -140,21 +163,39 @@ impl Drop for RunCgroup {
     }
 }
 
-impl TaskCgroup {
-    /// Kills every process still in the attempt's cgroup; returns how many were alive.
+impl SlotCgroup {
+    /// Kills every process still in the slot after its task ended (poolrun aside, whose worker
+    /// thread lives there in v1); returns how many were alive.
     pub fn empty(&self) -> u32 {
+        // The common case, nothing left, costs one read of an open file.
+        let mut buf = [0u8; 32];
+        match self.reader.read_at(&mut buf, 0) {
+            Ok(0) => return 0,
+            Ok(n)
+                if std::str::from_utf8(&buf[..n])
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok())
+                    == Some(std::process::id()) =>
+            {
+                return 0;
+            }
+            _ => {}
+        }
         empty(&self.dir, self.version)
     }
 }
 
-impl Drop for TaskCgroup {
-    fn drop(&mut self) {
-        remove(&self.dir, self.version);
-    }
+/// Writes the calling thread's id into the v1 cgroup at `dir`.
+fn move_thread(dir: &Path) -> io::Result<()> {
+    let tid = nix::unistd::gettid().as_raw();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("tasks"))?
+        .write_all(tid.to_string().as_bytes())
 }
 
-/// Kills every process left in the cgroup at `dir` (not its children) and waits, a bounded
-/// time, until it is empty. Returns how many live processes it held.
+/// Kills every process left in the cgroup at `dir` (not its children; never poolrun itself) and
+/// waits, a bounded time, until it is empty. Returns how many live processes it held.
 fn empty(dir: &Path, version: Version) -> u32 {
     let members = procs(dir);
     if members.is_empty() {
@@ -163,9 +204,14 @@ fn empty(dir: &Path, version: Version) -> u32 {
     let count = u32::try_from(members.len()).unwrap_or(u32::MAX);
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut pause = Duration::from_micros(100);
-    // v2 kills the whole cgroup at once, forks in flight included; v1 needs rounds of SIGKILL
+    let poolrun_inside = fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|text| {
+        text.split_whitespace()
+            .any(|p| p.parse() == Ok(std::process::id()))
+    });
+    // v2 kills the whole cgroup at once, forks in flight included; otherwise rounds of SIGKILL
     // until a round finds nobody (a fork between reading the list and the kill joins the next).
-    if version == Version::V2 && fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+    if version == Version::V2 && !poolrun_inside && fs::write(dir.join("cgroup.kill"), "1").is_ok()
+    {
         while !procs(dir).is_empty() && Instant::now() < deadline {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(20));
@@ -211,12 +257,14 @@ fn remove_tree(dir: &Path, version: Version) {
     remove(dir, version);
 }
 
-/// The live processes in the cgroup at `dir`.
+/// The processes in the cgroup at `dir`, poolrun aside.
 fn procs(dir: &Path) -> Vec<u32> {
+    let me = std::process::id();
     fs::read_to_string(dir.join("cgroup.procs"))
         .map(|text| {
             text.split_whitespace()
                 .filter_map(|p| p.parse().ok())
+                .filter(|&p| p != me)
                 .collect()
         })
         .unwrap_or_default()
@@ -276,10 +324,10 @@ pub(crate) fn empty_leftover(dir: &Path) -> u32 {
     if !dir.join("cgroup.procs").exists() {
         return 0;
     }
-    let version = if dir.join("cgroup.kill").exists() || dir.join("cgroup.type").exists() {
-        Version::V2
-    } else {
+    let version = if dir.join("tasks").exists() {
         Version::V1
+    } else {
+        Version::V2
     };
     let killed = empty_tree(dir, version);
     remove_tree(dir, version);

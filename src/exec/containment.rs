@@ -12,13 +12,17 @@ use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::exec::cgroup::{self, RunCgroup};
+use std::sync::OnceLock;
+
+use crate::exec::cgroup::{self, RunCgroup, SlotCgroup, Version};
 use crate::exec::{procfs, unix};
 
 /// How a run's processes are contained, for the run's length.
 #[derive(Debug)]
 pub struct Containment {
-    pub(crate) cgroup: Option<RunCgroup>,
+    cgroup: Option<RunCgroup>,
+    /// Each worker slot's cgroup, by rayon thread index, once the pool made them.
+    slots: OnceLock<Vec<Option<SlotCgroup>>>,
     token: String,
 }
 
@@ -31,22 +35,23 @@ pub struct Identity {
     pub cgroup: Option<PathBuf>,
 }
 
-/// Set to `off`, poolrun makes no cgroups.
+/// `off`: poolrun makes no cgroups; `v1`, `v2`: only of that version.
 const CGROUPS_VARIABLE: &str = "POOLRUN_CGROUPS";
 
 /// The environment variable that carries the run's token.
 pub(crate) const TOKEN_VARIABLE: &str = "POOLRUN_RUN_TOKEN";
 
 impl Containment {
-    /// Sets up containment for a session of run `run_id`; `need_pids` asks for a cgroup that can
-    /// limit a task's processes (`max-processes`).
-    pub fn new(run_id: &str, need_pids: bool) -> Self {
+    /// Sets up containment for a session of run `run_id`.
+    pub fn new(run_id: &str) -> Self {
         let name = format!("{run_id}-{}", std::process::id());
-        // `POOLRUN_CGROUPS=off` keeps to the subreaper (to compare, or where cgroups misbehave).
-        let cgroup = if std::env::var_os(CGROUPS_VARIABLE).is_some_and(|v| v == "off") {
-            None
-        } else {
-            RunCgroup::create(&name, need_pids)
+        // `POOLRUN_CGROUPS=off` keeps to the subreaper, `v1` or `v2` to one cgroup version (to
+        // compare them, or where cgroups misbehave).
+        let cgroup = match std::env::var(CGROUPS_VARIABLE).as_deref() {
+            Ok("off") => None,
+            Ok("v1") => RunCgroup::create(&name, Some(Version::V1)),
+            Ok("v2") => RunCgroup::create(&name, Some(Version::V2)),
+            _ => RunCgroup::create(&name, None),
         };
         if cgroup.is_none() {
             tracing::debug!(
@@ -59,8 +64,54 @@ impl Containment {
         );
         Self {
             cgroup,
+            slots: OnceLock::new(),
             token: format!("{:016x}{:016x}", random.0, random.1),
         }
+    }
+
+    /// Makes the cgroups of `count` worker slots, each limiting a task to `max` processes when
+    /// given; a slot whose cgroup cannot be made runs its tasks without one.
+    pub(crate) fn make_slots(&self, count: usize, max: Option<u32>) {
+        let slots = (0..count)
+            .map(|i| {
+                let cgroup = self.cgroup.as_ref()?;
+                cgroup
+                    .slot(i, max)
+                    .inspect_err(|e| tracing::warn!("cannot make a cgroup for worker {i}: {e}"))
+                    .ok()
+            })
+            .collect();
+        let _ = self.slots.set(slots);
+    }
+
+    /// The cgroup of the worker slot the calling thread is.
+    pub(crate) fn slot(&self) -> Option<&SlotCgroup> {
+        let index = rayon::current_thread_index()?;
+        self.slots.get()?.get(index)?.as_ref()
+    }
+
+    /// Called by each worker before its first task: where the cgroup version places threads,
+    /// the worker moves into its slot, so its tasks are born there.
+    pub(crate) fn enter_slot(&self) {
+        if let (Some(cgroup), Some(slot)) = (&self.cgroup, self.slot())
+            && let Err(e) = cgroup.enter(slot)
+        {
+            tracing::warn!("cannot move a worker into its cgroup: {e}");
+        }
+    }
+
+    /// Called by each worker after its last task.
+    pub(crate) fn leave_slot(&self) {
+        if let (Some(cgroup), Some(_)) = (&self.cgroup, self.slot()) {
+            let _ = cgroup.leave();
+        }
+    }
+
+    /// Whether task cgroups enforce `max-processes`.
+    pub(crate) fn limits_processes(&self) -> bool {
+        self.cgroup
+            .as_ref()
+            .is_some_and(RunCgroup::limits_processes)
     }
 
     /// What identifies this session's processes.

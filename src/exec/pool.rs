@@ -115,7 +115,7 @@ pub struct PoolEnd<E> {
 impl LocalPool<'_> {
     /// Sets up the containment of a session of run `run_id` (before its identity is recorded).
     pub fn contain(plan: &Plan) -> Containment {
-        Containment::new(&plan.run().id, plan.job().pool.max_processes.is_some())
+        Containment::new(&plan.run().id)
     }
 
     /// Kills what the killed sessions of run `run_id` left running; see
@@ -169,17 +169,13 @@ impl LocalPool<'_> {
             start_log: sink.start_log(),
             halt_on_rate: matches!(job.pool.halt, Halt::MaxFailureRate { .. }),
         };
-        if job.pool.max_processes.is_some()
-            && !containment
-                .cgroup
-                .as_ref()
-                .is_some_and(crate::exec::cgroup::RunCgroup::limits_processes)
-        {
+        if job.pool.max_processes.is_some() && !containment.limits_processes() {
             tracing::warn!(
                 "no pids cgroup can be made here: `max-processes` falls back to RLIMIT_NPROC, which counts all of the user's processes and does not bind root"
             );
         }
         let threads_count = threads.current_num_threads();
+        containment.make_slots(threads_count, job.pool.max_processes);
         let dispenser = Dispenser::new(tasks, self.window);
         let mut engine = Engine {
             plan,
@@ -226,6 +222,7 @@ impl LocalPool<'_> {
 
 /// A worker: takes attempts from the dispenser and runs them until it is closed.
 fn work<I: Iterator<Item = Dispatch>>(dispenser: &Dispenser<I>, ctx: &Context<'_>) {
+    ctx.containment.enter_slot();
     while let Some(Work {
         task,
         attempt,
@@ -247,6 +244,7 @@ fn work<I: Iterator<Item = Dispatch>>(dispenser: &Dispenser<I>, ctx: &Context<'_
             dispenser.await_ack(id);
         }
     }
+    ctx.containment.leave_slot();
 }
 
 struct Engine<'a, 'p, I: Iterator<Item = Dispatch>, S: Sink> {

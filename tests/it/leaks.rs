@@ -1,7 +1,9 @@
 //! No process a task starts outlives the run, whatever it does to escape: leave the process
 //! group, double-fork, scrub its environment, change user, fork again after the task ended, or
-//! start an escapee from a SIGTERM trap. Checked with cgroups (where poolrun can make them) and
-//! without (`POOLRUN_CGROUPS=off`: the subreaper and the end-of-run sweep alone).
+//! start an escapee from a SIGTERM trap. Checked with cgroups (where poolrun can make them, each
+//! version on its own) and without (`POOLRUN_CGROUPS=off`: the subreaper and the end-of-run
+//! sweep alone). Where a cgroup version is missing, poolrun falls back, and the run must still
+//! leave nothing.
 
 use std::process::Stdio;
 
@@ -38,7 +40,7 @@ esac
 sleep 0.3
 "#;
 
-fn leak_matrix(cgroups: bool) {
+fn leak_matrix(cgroups: &str) {
     let job = Job::new(
         "command = [\"sh\", \"shapes.sh\", \"{id}\"]\n[range]\nstart = 0\nend = 7\n\n[pool]\nprocesses = 7\ntimeout = \"1s\"\ngrace-period = \"300ms\"\n",
     );
@@ -50,9 +52,7 @@ fn leak_matrix(cgroups: bool) {
         .arg(&job.path)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    if !cgroups {
-        command.env("POOLRUN_CGROUPS", "off");
-    }
+    command.env("POOLRUN_CGROUPS", cgroups);
     let run = finish_background(background(&mut command));
     // Shapes 4 and 6 time out; the rest succeed.
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -75,10 +75,20 @@ fn leak_matrix(cgroups: bool) {
 
 #[test]
 fn no_escapee_survives_the_run_with_cgroups() {
-    leak_matrix(true);
+    leak_matrix("auto");
+}
+
+#[test]
+fn no_escapee_survives_the_run_with_cgroup_v1() {
+    leak_matrix("v1");
+}
+
+#[test]
+fn no_escapee_survives_the_run_with_cgroup_v2() {
+    leak_matrix("v2");
 }
 
 #[test]
 fn no_escapee_survives_the_run_without_cgroups() {
-    leak_matrix(false);
+    leak_matrix("off");
 }
