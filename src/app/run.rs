@@ -21,10 +21,6 @@ use crate::report::{
 };
 use signal_hook::consts::SIGINT;
 
-/// How far dispatch may run ahead of the lowest unfinished task, per process, and at least.
-const WINDOW_PER_PROCESS: u64 = 64;
-const MIN_WINDOW: u64 = 1024;
-
 /// Failure lines logged before the rest are left to the report, so cron mail stays short.
 const MAX_FAILURE_LINES: u64 = 20;
 
@@ -159,7 +155,6 @@ pub(super) fn execute(
     let tasks_dir = dir.tasks_dir();
     let pool = LocalPool {
         tasks_dir: &tasks_dir,
-        window: (WINDOW_PER_PROCESS * job.pool.processes.get() as u64).max(MIN_WINDOW),
     };
     let end = pool.run(plan, tasks, &mut recorder, signals, &containment)?;
     progress.finish_and_clear();

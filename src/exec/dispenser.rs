@@ -1,6 +1,7 @@
 //! Hands tasks to the workers. Each worker takes its next task itself as soon as its last one
 //! ended, so a slot never waits for the engine's thread: retries made ready by the engine first,
-//! then new tasks in plan order, no further than `window` past the lowest unfinished task.
+//! then new tasks in plan order. Nothing holds dispatch back for a slow task: the report's reorder
+//! buffer spills to disk instead (`report::ReportWriter`).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::iter::Peekable;
@@ -24,11 +25,6 @@ pub(crate) struct Dispenser<I: Iterator<Item = Dispatch>> {
 
 struct State<I: Iterator<Item = Dispatch>> {
     tasks: Peekable<I>,
-    window: u64,
-    /// One past the highest task id handed out.
-    next_id: u64,
-    /// Tasks handed out without a final outcome.
-    unfinished: BTreeSet<u64>,
     retries: VecDeque<Work>,
     /// Attempts handed out so far.
     taken: u64,
@@ -39,13 +35,10 @@ struct State<I: Iterator<Item = Dispatch>> {
 }
 
 impl<I: Iterator<Item = Dispatch>> Dispenser<I> {
-    pub fn new(tasks: I, window: u64) -> Self {
+    pub fn new(tasks: I) -> Self {
         Self {
             state: Mutex::new(State {
                 tasks: tasks.peekable(),
-                window,
-                next_id: 0,
-                unfinished: BTreeSet::new(),
                 retries: VecDeque::new(),
                 taken: 0,
                 closed: false,
@@ -70,16 +63,7 @@ impl<I: Iterator<Item = Dispatch>> Dispenser<I> {
                 state.taken += 1;
                 return Some(work);
             }
-            let low = state.unfinished.first().copied().unwrap_or(state.next_id);
-            let limit = low.saturating_add(state.window);
-            if state
-                .tasks
-                .peek()
-                .is_some_and(|next| next.task.id.0 < limit)
-            {
-                let next = state.tasks.next().expect("peeked");
-                state.next_id = next.task.id.0 + 1;
-                state.unfinished.insert(next.task.id.0);
+            if let Some(next) = state.tasks.next() {
                 state.taken += 1;
                 return Some(Work {
                     attempt: next.prior_attempts + 1,
@@ -122,12 +106,6 @@ impl<I: Iterator<Item = Dispatch>> Dispenser<I> {
     pub fn retry(&self, work: Work) {
         self.lock().retries.push_back(work);
         self.changed.notify_one();
-    }
-
-    /// A task has its final outcome: the window may move on.
-    pub fn finished(&self, id: u64) {
-        self.lock().unfinished.remove(&id);
-        self.changed.notify_all();
     }
 
     /// Attempts handed out so far, and whether every task has been handed out with no retry

@@ -36,9 +36,6 @@ pub struct Dispatch {
 pub struct LocalPool<'a> {
     /// Where `<id>.out` and `<id>.err` go.
     pub tasks_dir: &'a Path,
-    /// How far past the lowest unfinished task dispatch may run ahead. It bounds the memory of
-    /// the report's reorder buffer: outcomes wait there only until every earlier task is done.
-    pub window: u64,
 }
 
 /// Why a run stopped early.
@@ -176,7 +173,7 @@ impl LocalPool<'_> {
         }
         let threads_count = threads.current_num_threads();
         containment.make_slots(threads_count, job.pool.max_processes);
-        let dispenser = Dispenser::new(tasks, self.window);
+        let dispenser = Dispenser::new(tasks);
         let mut engine = Engine {
             plan,
             ctx: &ctx,
@@ -400,7 +397,6 @@ impl<I: Iterator<Item = Dispatch>, S: Sink> Engine<'_, '_, I, S> {
 
     /// Records a task's final outcome and applies the halt policy to it.
     fn finalize(&mut self, outcome: TaskOutcome) {
-        self.dispenser.finished(outcome.task.id.0);
         self.finished += 1;
         if matches!(
             outcome.status,

@@ -120,6 +120,15 @@ pub fn create_new(path: &Path) -> io::Result<File> {
     no_follow().write(true).create_new(true).open(path)
 }
 
+/// `create_new`, open for reading too (a scratch file poolrun reads back).
+pub fn create_new_rw(path: &Path) -> io::Result<File> {
+    no_follow()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+}
+
 /// Writes `bytes` to a new file at `path`.
 pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;

@@ -385,3 +385,42 @@ fn a_script_whose_interpreter_is_missing_says_so() {
         "{error}"
     );
 }
+
+#[test]
+fn one_slow_task_does_not_stall_the_others() {
+    // Task 0 waits for `go`; the other 1,499 run meanwhile (dispatch used to stop 1,024 tasks
+    // past the slowest one), their rows waiting until task 0 ends.
+    let job = Job::new(&format!(
+        "command = \"if [ {{id}} = 0 ]; then while [ ! -e go ]; do sleep 0.02; done; fi; echo {{id}}\"\n{}",
+        range(1500, 3)
+    ));
+    let child = job.start(&[]);
+    crate::support::wait_for(
+        std::time::Duration::from_secs(120),
+        "every task but the slow one",
+        || {
+            let dir = std::fs::canonicalize(job.file("runs/job/latest")).ok()?;
+            let text = std::fs::read_to_string(dir.join("journal.jsonl")).ok()?;
+            (text.matches("\"event\":\"finished\"").count() == 1499).then_some(())
+        },
+    );
+    std::fs::write(job.file("go"), "").unwrap();
+    let run = crate::support::finish_background(child);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = job.report();
+    let rows = tasks(&report);
+    assert_eq!(rows.len(), 1500);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["id"], i, "rows in task order");
+        assert_eq!(row["status"], "succeeded");
+    }
+    assert_eq!(report["summary"]["succeeded"], 1500);
+    let out = crate::support::poolrun()
+        .args(["report", "--output"])
+        .arg(job.latest("job"))
+        .output()
+        .unwrap();
+    let expected: Vec<String> = (0..1500).map(|i| i.to_string()).collect();
+    let expected = expected.join("\n") + "\n";
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+}
