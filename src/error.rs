@@ -52,6 +52,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// Prints the error for people on stderr: a job-file diagnostic as it is, anything else as
+    /// one line with its causes.
+    pub fn print(&self) {
+        let line = match self {
+            Self::Job(JobError::Invalid(d)) => format!("error: {d}"),
+            Self::Usage(message) => format!("poolrun: error: {message}"),
+            e => format!("poolrun: error: {}", chain(e)),
+        };
+        crate::console::line(&line);
+    }
+
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -4,15 +4,18 @@ use std::io::{self, IsTerminal, Write};
 
 use crate::cli::{Cli, CliCommand};
 use crate::console;
-use crate::error::{Error, chain, exit};
-use crate::job::JobError;
+use crate::error::exit;
 
 /// Runs the parsed command line; returns the process exit code.
 pub fn main(cli: Cli) -> u8 {
     let result = match cli.command {
         CliCommand::Run(args) => {
             init_logging(args.verbose, args.quiet);
-            super::run::run(&args)
+            if args.resume.is_some() {
+                super::resume::resume(&args)
+            } else {
+                super::run::run(&args)
+            }
         }
         CliCommand::Plan {
             job,
@@ -33,20 +36,11 @@ pub fn main(cli: Cli) -> u8 {
         }
     };
     let code = result.unwrap_or_else(|e| {
-        report_error(&e);
+        e.print();
         e.exit_code()
     });
     console::flush();
     code
-}
-
-/// Prints an error for people on stderr.
-pub(super) fn report_error(e: &Error) {
-    match e {
-        Error::Job(JobError::Invalid(d)) => console::line(&format!("error: {d}")),
-        Error::Usage(message) => console::line(&format!("poolrun: error: {message}")),
-        e => console::line(&format!("poolrun: error: {}", chain(e))),
-    }
 }
 
 /// Logs go to stderr: with a terminal in colour, otherwise as plain timestamped lines (cron mail,

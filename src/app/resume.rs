@@ -10,17 +10,15 @@ use std::sync::Arc;
 use crate::app::run;
 use crate::cli::RunArgs;
 use crate::error::Error;
-use crate::exec::{LocalPool, SignalWatch, tail};
+use crate::exec::{LocalPool, tail};
 use crate::job::{self, Job};
 use crate::plan::{Plan, RunInfo};
 use crate::report::{ReportError, RunDir, RunState, TaskRecord};
 
-pub(super) fn resume(
-    job: &Arc<Job>,
-    target: &Path,
-    args: &RunArgs,
-    signals: &SignalWatch,
-) -> Result<u8, Error> {
+pub(super) fn resume(args: &RunArgs) -> Result<u8, Error> {
+    let (signals, job) = run::prepare(args)?;
+    let (job, signals) = (&job, &signals);
+    let target = args.resume.as_deref().unwrap_or(Path::new("latest"));
     let dir = RunDir::open(resolve(job, target)?)?;
     if !dir.journal_path().is_file() {
         return Err(Error::Usage(format!(

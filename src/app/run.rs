@@ -24,7 +24,8 @@ use signal_hook::consts::SIGINT;
 /// Failure lines logged before the rest are left to the report, so cron mail stays short.
 const MAX_FAILURE_LINES: u64 = 20;
 
-pub(super) fn run(args: &RunArgs) -> Result<u8, Error> {
+/// What every run and resume starts with: the signal handlers, then the job.
+pub(super) fn prepare(args: &RunArgs) -> Result<(SignalWatch, Arc<Job>), Error> {
     // Before anything is made on disk: from here on a signal is noted and acted on, never the
     // default death that would leave a half-made run behind.
     let signals = SignalWatch::install()?;
@@ -35,9 +36,12 @@ pub(super) fn run(args: &RunArgs) -> Result<u8, Error> {
     };
     let job = Arc::new(job::load(&args.job, &overrides)?);
     super::plan::check_size(&job, args.allow_huge)?;
-    if let Some(target) = &args.resume {
-        return super::resume::resume(&job, target, args, &signals);
-    }
+    Ok((signals, job))
+}
+
+/// A fresh run.
+pub(super) fn run(args: &RunArgs) -> Result<u8, Error> {
+    let (signals, job) = prepare(args)?;
     let run = RunInfo::new(&job);
     let root = RunDir::prepare_root(&run)?;
     let _lock = lock(&job, &root, &run.id, &signals)?;

@@ -4,7 +4,6 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::app::dispatch::report_error;
 use crate::app::run::{host, job_record};
 use crate::error::{Error, exit};
 use crate::exec::tail;
@@ -19,7 +18,7 @@ pub(super) fn validate(paths: &[PathBuf]) -> u8 {
     let mut code = exit::SUCCESS;
     for path in paths {
         if let Err(e) = job::load(path, &Overrides::default()) {
-            report_error(&e.into());
+            Error::from(e).print();
             code = exit::USAGE;
         }
     }

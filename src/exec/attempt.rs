@@ -11,10 +11,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::exec::cgroup::SlotCgroup;
 use crate::exec::containment::TOKEN_VARIABLE;
+use crate::exec::context::{Context, Event, Started};
 use crate::exec::exit_watch::ExitWatch;
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
 use crate::exec::output::Output;
-use crate::exec::pool::{Context, Event, Started};
 use crate::exec::unix::{self, ChildSetup, UnixSignal};
 use crate::plan::Task;
 
@@ -97,15 +97,7 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
     let cancelled = ctx.running.remove(task.id);
     // The direct child is gone; anything it left behind goes too, in its cgroup, its group or
     // escaped from it, so no task outlives its report row.
-    let leaked = match slot {
-        Some(slot) => slot.empty() + unix::kill_leftovers(pid),
-        None => {
-            unix::kill_leftovers(pid)
-                + unix::kill_escapees(ctx.containment.token(), task.id.0, |p| {
-                    ctx.running.is_task_group(p)
-                })
-        }
-    };
+    let leaked = kill_left_behind(slot, pid, &task, ctx);
     if leaked > 0 {
         tracing::debug!(
             "task {}: killed {leaked} processes it left running",
@@ -136,6 +128,21 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
         leaked,
         error,
     }
+}
+
+/// Kills what the attempt's processes left running once its direct child is gone: everything in
+/// its slot's cgroup, or without one the escapees that carry the run's token and the task's id;
+/// and in any case what is left in its process group. Returns how many it killed.
+fn kill_left_behind(slot: Option<&SlotCgroup>, pid: u32, task: &Task, ctx: &Context<'_>) -> u32 {
+    if let Some(slot) = slot {
+        return slot.empty() + unix::kill_leftovers(pid);
+    }
+    let marks = [
+        format!("{TOKEN_VARIABLE}={}", ctx.containment.token()),
+        format!("POOLRUN_TASK_ID={}", task.id),
+    ];
+    unix::kill_leftovers(pid)
+        + unix::kill_escapees(&[&marks[0], &marks[1]], |p| ctx.running.is_task_group(p))
 }
 
 /// What the child sets up before it runs the command: its limits, and the slot cgroup it must

@@ -6,6 +6,7 @@
 mod attempt;
 mod cgroup;
 mod containment;
+mod context;
 mod dispenser;
 mod exit_watch;
 mod outcome;
@@ -21,9 +22,10 @@ pub mod unix;
 use thiserror::Error;
 
 pub use containment::{Containment, Identity};
+pub use context::Started;
 pub use outcome::{TaskOutcome, TaskStatus};
 pub use output::{STDERR_TAIL_BYTES, tail};
-pub use pool::{Dispatch, LocalPool, PoolEnd, Started, StopReason};
+pub use pool::{Dispatch, LocalPool, PoolEnd, StopReason};
 pub use signals::SignalWatch;
 
 /// Where the engine reports what happens. Calls come from one thread, in batches: each batch

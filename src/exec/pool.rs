@@ -5,13 +5,14 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGCONT, SIGTSTP};
 
 use crate::exec::attempt::run_attempt_guarded;
 use crate::exec::containment::{self, Containment, Identity};
+use crate::exec::context::{Context, Event};
 use crate::exec::dispenser::{Dispenser, Work};
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
 use crate::exec::pause::PauseClock;
@@ -19,9 +20,9 @@ use crate::exec::running::Running;
 use crate::exec::schedule::{PendingRetry, RetryQueue};
 use crate::exec::signals::{SignalWatch, stop_self};
 use crate::exec::unix::{self, UnixSignal};
-use crate::exec::{ExecError, Sink, StartLog};
+use crate::exec::{ExecError, Sink};
 use crate::job::policy::{Halt, HaltMode, RetryOn};
-use crate::plan::{Plan, Task, TaskId};
+use crate::plan::{Plan, Task};
 
 /// A task to run and how many attempts it already had (in earlier, resumed runs).
 pub struct Dispatch {
@@ -49,47 +50,6 @@ pub enum StopReason {
     Deadline,
     /// The sink failed: nothing more could be recorded.
     SinkFailed,
-}
-
-/// An attempt that started.
-#[derive(Debug, Clone)]
-pub struct Started {
-    /// The task.
-    pub id: TaskId,
-    /// Its resume key.
-    pub key: String,
-    /// From 1.
-    pub attempt: u32,
-    /// The direct child's pid, which is also its process group id.
-    pub pid: u32,
-    /// When it started.
-    pub at: SystemTime,
-}
-
-pub(crate) enum Event {
-    Started(Started),
-    Finished(Box<TaskOutcome>),
-    Signal(i32),
-}
-
-/// What every worker shares.
-pub(crate) struct Context<'a> {
-    pub tasks_dir: &'a Path,
-    pub timeout: Option<Duration>,
-    pub grace_period: Duration,
-    pub job_name: &'a str,
-    pub run_id: &'a str,
-    pub run_dir: &'a Path,
-    pub running: Running,
-    pub pause: PauseClock,
-    pub env_clear: bool,
-    pub env_pass: &'a [String],
-    pub memory_limit: Option<u64>,
-    pub max_processes: Option<u32>,
-    pub containment: &'a Containment,
-    pub events: Sender<Event>,
-    pub start_log: Option<StartLog>,
-    pub halt_on_rate: bool,
 }
 
 /// A run that is stopping: no new task starts; with `kill_at`, running tasks got SIGTERM and get

@@ -125,15 +125,11 @@ pub fn kill_leftovers(pgid: u32) -> u32 {
 
 /// Kills the processes that left a task's process group (`setsid`, a double fork) and were
 /// handed to poolrun as their subreaper: poolrun's children that are not a running task's leader
-/// and carry the run's token and the task's `POOLRUN_TASK_ID` (without cgroups, the only way to
+/// and carry every one of `marks` in their environment (`NAME=value`: the run's token and the
+/// task's `POOLRUN_TASK_ID`; without cgroups, the only way to
 /// tell whose they are while other tasks run; the sweep at the end of the run takes the rest).
 /// Returns how many it killed.
-pub fn kill_escapees(token: &str, task_id: u64, is_task_leader: impl Fn(u32) -> bool) -> u32 {
-    let marks = [
-        format!("{}={token}", crate::exec::containment::TOKEN_VARIABLE),
-        format!("POOLRUN_TASK_ID={task_id}"),
-    ];
-    let marks: Vec<&str> = marks.iter().map(String::as_str).collect();
+pub fn kill_escapees(marks: &[&str], is_task_leader: impl Fn(u32) -> bool) -> u32 {
     let mut killed = 0;
     // One pass over the adopted children: kill this task's escapees, and reap the ones that
     // already exited (never a task's leader, whose status belongs to its `Child`).
@@ -147,7 +143,7 @@ pub fn kill_escapees(token: &str, task_id: u64, is_task_leader: impl Fn(u32) -> 
             {
                 let _ = waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
             }
-        } else if procfs::environ_has(pid, &marks) {
+        } else if procfs::environ_has(pid, marks) {
             killed += kill_tree(pid);
         }
     }

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::job::duration::DurationValue;
+pub use crate::job::duration::MAX_DURATION;
 use crate::job::policy::{HaltMode, HaltSpec, Overlap, RetryDelaySpec, RetryOnItem};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
@@ -192,10 +193,6 @@ impl Processes {
 /// The largest `N%`: a hundred processes per CPU.
 const MAX_PERCENT: u32 = 10_000;
 
-/// The longest duration a job file may give: anything longer is a typo, and keeping durations
-/// this short keeps every deadline computed from them representable.
-pub const MAX_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
-
 impl fmt::Display for Processes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -234,40 +231,6 @@ impl<'de> Deserialize<'de> for Processes {
             }
         }
         deserializer.deserialize_any(ProcessesVisitor)
-    }
-}
-
-/// A duration written in humantime syntax: "30s", "1m 30s", "250ms", "2h".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
-#[schemars(transparent)]
-pub struct DurationValue(
-    #[schemars(
-        with = "String",
-        pattern(r"^\s*[0-9]+\s*[a-zµ]+(\s*[0-9]+\s*[a-zµ]+)*\s*$")
-    )]
-    pub Duration,
-);
-
-impl<'de> Deserialize<'de> for DurationValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct DurationVisitor;
-        impl Visitor<'_> for DurationVisitor {
-            type Value = DurationValue;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(r#"a duration such as "30s", "1m 30s" or "250ms""#)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                match humantime::parse_duration(v) {
-                    Ok(d) if d <= MAX_DURATION => Ok(DurationValue(d)),
-                    Ok(_) => Err(E::invalid_value(
-                        de::Unexpected::Str(v),
-                        &"a duration of at most 10 years",
-                    )),
-                    Err(_) => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
-                }
-            }
-        }
-        deserializer.deserialize_str(DurationVisitor)
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod chunk;
 pub mod diagnostic;
+pub mod duration;
 mod error;
 pub mod file;
 #[cfg(test)]

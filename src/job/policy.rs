@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor, value::MapAccessDeserializer};
 use serde::{Deserialize, Serialize};
 
-use crate::job::file::DurationValue;
+use crate::job::duration::DurationValue;
 
 /// `retry-delay`: a fixed duration, or an exponential backoff.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]

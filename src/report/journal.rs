@@ -13,8 +13,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::exec::{Identity, Started, TaskOutcome, TaskStatus};
+use crate::plan::Task;
 use crate::report::ReportError;
-use crate::report::model::{RunStatus, timestamp};
+use crate::report::model::{RunStatus, TaskRecord, timestamp};
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -279,4 +280,49 @@ pub fn read(path: &Path) -> Result<Vec<Record>, ReportError> {
         records.push(record);
     }
     Ok(records)
+}
+
+/// Report rows from journal records.
+impl TaskRecord {
+    /// The row for a task whose last attempt finished as `f`, with the end of its stderr.
+    pub fn finished(task: &Task, f: &AttemptFinished, stderr_tail: String) -> Self {
+        let id = task.id;
+        let file = |ext: &str, bytes: u64| {
+            (f.has_output && bytes > 0).then(|| format!("tasks/{id}.{ext}"))
+        };
+        Self {
+            status: f.status,
+            exit_code: f.exit_code,
+            signal: f.signal,
+            attempts: f.attempt,
+            started_at: Some(f.started_at.clone()),
+            finished_at: Some(f.at.clone()),
+            duration_ms: Some(f.duration_ms),
+            stdout: file("out", f.stdout_bytes),
+            stderr: file("err", f.stderr_bytes),
+            stdout_bytes: f.stdout_bytes,
+            stderr_bytes: f.stderr_bytes,
+            stderr_tail,
+            leaked: f.leaked,
+            error: f.error.clone(),
+            ..Self::not_run(task)
+        }
+    }
+
+    /// The row for a task whose attempt started but never finished: the engine died under it.
+    pub fn lost(task: &Task, s: &AttemptStarted, stdout_bytes: u64, stderr: (u64, String)) -> Self {
+        let id = task.id;
+        Self {
+            status: TaskStatus::Cancelled,
+            attempts: s.attempt,
+            started_at: Some(s.at.clone()),
+            stdout: (stdout_bytes > 0).then(|| format!("tasks/{id}.out")),
+            stderr: (stderr.0 > 0).then(|| format!("tasks/{id}.err")),
+            stdout_bytes,
+            stderr_bytes: stderr.0,
+            stderr_tail: stderr.1,
+            error: Some("the run ended before the task did: poolrun was killed".to_owned()),
+            ..Self::not_run(task)
+        }
+    }
 }

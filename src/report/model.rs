@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::exec::TaskStatus;
 use crate::plan::Task;
-use crate::report::journal::{AttemptFinished, AttemptStarted};
 
 /// The value of `schema` in every report this version writes.
 pub const REPORT_SCHEMA: &str = "poolrun/report/v1";
@@ -176,48 +175,6 @@ pub fn timestamp(at: std::time::SystemTime) -> String {
 }
 
 impl TaskRecord {
-    /// The row for a task whose last attempt finished as `f`, with the end of its stderr.
-    pub fn finished(task: &Task, f: &AttemptFinished, stderr_tail: String) -> Self {
-        let id = task.id;
-        let file = |ext: &str, bytes: u64| {
-            (f.has_output && bytes > 0).then(|| format!("tasks/{id}.{ext}"))
-        };
-        Self {
-            status: f.status,
-            exit_code: f.exit_code,
-            signal: f.signal,
-            attempts: f.attempt,
-            started_at: Some(f.started_at.clone()),
-            finished_at: Some(f.at.clone()),
-            duration_ms: Some(f.duration_ms),
-            stdout: file("out", f.stdout_bytes),
-            stderr: file("err", f.stderr_bytes),
-            stdout_bytes: f.stdout_bytes,
-            stderr_bytes: f.stderr_bytes,
-            stderr_tail,
-            leaked: f.leaked,
-            error: f.error.clone(),
-            ..Self::not_run(task)
-        }
-    }
-
-    /// The row for a task whose attempt started but never finished: the engine died under it.
-    pub fn lost(task: &Task, s: &AttemptStarted, stdout_bytes: u64, stderr: (u64, String)) -> Self {
-        let id = task.id;
-        Self {
-            status: TaskStatus::Cancelled,
-            attempts: s.attempt,
-            started_at: Some(s.at.clone()),
-            stdout: (stdout_bytes > 0).then(|| format!("tasks/{id}.out")),
-            stderr: (stderr.0 > 0).then(|| format!("tasks/{id}.err")),
-            stdout_bytes,
-            stderr_bytes: stderr.0,
-            stderr_tail: stderr.1,
-            error: Some("the run ended before the task did: poolrun was killed".to_owned()),
-            ..Self::not_run(task)
-        }
-    }
-
     /// The row for a planned task that never started.
     pub fn not_run(task: &Task) -> Self {
         Self {

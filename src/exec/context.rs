@@ -1,0 +1,54 @@
+//! What a worker's attempt shares with the engine: the run's settings and shared state, and the
+//! events it sends back.
+
+use std::path::Path;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, SystemTime};
+
+use crate::exec::StartLog;
+use crate::exec::containment::Containment;
+use crate::exec::outcome::TaskOutcome;
+use crate::exec::pause::PauseClock;
+use crate::exec::running::Running;
+use crate::plan::TaskId;
+
+/// An attempt that started.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The task.
+    pub id: TaskId,
+    /// Its resume key.
+    pub key: String,
+    /// From 1.
+    pub attempt: u32,
+    /// The direct child's pid, which is also its process group id.
+    pub pid: u32,
+    /// When it started.
+    pub at: SystemTime,
+}
+
+pub(crate) enum Event {
+    Started(Started),
+    Finished(Box<TaskOutcome>),
+    Signal(i32),
+}
+
+/// What every worker shares.
+pub(crate) struct Context<'a> {
+    pub tasks_dir: &'a Path,
+    pub timeout: Option<Duration>,
+    pub grace_period: Duration,
+    pub job_name: &'a str,
+    pub run_id: &'a str,
+    pub run_dir: &'a Path,
+    pub running: Running,
+    pub pause: PauseClock,
+    pub env_clear: bool,
+    pub env_pass: &'a [String],
+    pub memory_limit: Option<u64>,
+    pub max_processes: Option<u32>,
+    pub containment: &'a Containment,
+    pub events: Sender<Event>,
+    pub start_log: Option<StartLog>,
+    pub halt_on_rate: bool,
+}
