@@ -50,10 +50,13 @@ impl RunDir {
         Ok(dir)
     }
 
-    /// An existing run directory, to resume: it and its task folder must be poolrun's user's and
-    /// closed to others, as when poolrun made them.
+    /// An existing run directory, to resume: it, its task folder and its run root (where the
+    /// lock is taken) must be poolrun's user's and closed to others, as when poolrun made them.
     pub fn open(path: PathBuf) -> Result<Self, ReportError> {
         let dir = Self { path };
+        if let Some(root) = dir.path.parent() {
+            secure::check_folder(root)?;
+        }
         secure::check_folder(&dir.path)?;
         if dir.tasks_dir().exists() {
             secure::check_folder(&dir.tasks_dir())?;

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# What containment costs: dispatch of 5,000 and 20,000 /bin/true tasks, 2 at a time, against the
+# raw spawn baseline, for poolrun before the containment work (BEFORE, a git revision) and now with
+# each kind of containment (POOLRUN_CGROUPS=auto, v1, v2, off). Writes its section of
+# BENCHMARKS.md (between the containment markers, replacing an earlier one).
+#
+#   bench/containment.sh                 5 runs each
+#   SMOKE=1 bench/containment.sh         500 tasks, 2 runs: checks the script works
+#
+# Needs root (cgroups, apt-get) and hyperfine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+BEFORE=${BEFORE:-f74e6c5}
+if [[ -n "${SMOKE:-}" ]]; then SIZES=(500) RUNS=2; else SIZES=(5000 20000) RUNS=${RUNS:-5}; fi
+
+command -v hyperfine >/dev/null || {
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null
+}
+work=$root/target/bench-containment
+mkdir -p "$work"
+cargo build --release --quiet
+cargo build --release --quiet --manifest-path bench/baseline/Cargo.toml
+if [[ ! -x "$work/before/target/release/poolrun" ]]; then
+    rm -rf "$work/before"
+    git worktree add --force --detach "$work/before" "$BEFORE" >/dev/null 2>&1
+    cargo build --release --quiet --manifest-path "$work/before/Cargo.toml"
+fi
+now=$root/target/release/poolrun
+before=$work/before/target/release/poolrun
+baseline=$root/bench/baseline/target/release/baseline
+
+rows=()
+for n in "${SIZES[@]}"; do
+    printf 'command = ["/bin/true"]\n[range]\nstart = 0\nend = %s\n[pool]\nprocesses = 2\ntimeout = "60s"\n[report]\ndir = "%s/runs/%s/{run-id}"\n' \
+        "$n" "$work" "$n" > "$work/dispatch-$n.toml"
+    echo "== $n x /bin/true, 2 at a time" >&2
+    hyperfine --style basic -N --warmup 1 --runs "$RUNS" --export-json "$work/h-$n.json" \
+        -n baseline "$baseline $n 2 /bin/true" \
+        -n "before ($BEFORE)" "$before run -q $work/dispatch-$n.toml" \
+        -n "now, cgroups auto" "$now run -q $work/dispatch-$n.toml" \
+        -n "now, cgroup v1" "env POOLRUN_CGROUPS=v1 $now run -q $work/dispatch-$n.toml" \
+        -n "now, cgroup v2" "env POOLRUN_CGROUPS=v2 $now run -q $work/dispatch-$n.toml" \
+        -n "now, no cgroups" "env POOLRUN_CGROUPS=off $now run -q $work/dispatch-$n.toml" >&2
+    rm -rf "$work/runs"
+    rows+=("$(python3 - "$work/h-$n.json" "$n" <<'PY'
+import json, sys
+results = json.load(open(sys.argv[1]))["results"]
+n = int(sys.argv[2])
+base = results[0]["median"]
+before = results[1]["median"]
+for r in results:
+    med = r["median"]
+    spread = f'{min(r["times"]):.2f}-{max(r["times"]):.2f} s'
+    vs_before = f'{(med / before - 1) * 100:+.1f}%' if r is not results[0] else ''
+    print(f'| {n:,} | {r["command"]} | {med:.3f} s | {spread} | {n / med:,.0f} | {base / med:.0%} | {vs_before} |')
+PY
+)")
+done
+
+section=$(
+    echo "<!-- containment -->"
+    echo "## Containment: what it costs"
+    echo
+    echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), Linux $(uname -r),"
+    echo "commit $(git rev-parse --short HEAD), by \`bench/containment.sh\` (hyperfine, $RUNS runs, medians; spread is"
+    echo "min-max). Every poolrun run has a timeout set, captures outputs, and writes its journal and report."
+    echo "\`before\` is poolrun at $BEFORE, before the containment work; \`auto\` is what poolrun picks (here: cgroup v1)."
+    echo
+    echo "| tasks | runner | median | spread | tasks/s | vs baseline | vs before |"
+    echo "| --- | --- | --- | --- | --- | --- | --- |"
+    printf '%s\n' "${rows[@]}"
+    echo "<!-- /containment -->"
+)
+python3 - "$section" <<'PY'
+import re, sys
+path = "BENCHMARKS.md"
+text = open(path).read()
+section = sys.argv[1]
+pattern = re.compile(r"<!-- containment -->.*?<!-- /containment -->", re.S)
+text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
+open(path, "w").write(text)
+PY
+echo "$section"
