@@ -122,3 +122,45 @@ fn errors_and_plans_into_dead_pipes_do_not_panic() {
     let run = finish_background(child);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+#[test]
+fn a_terminal_that_hangs_up_stops_the_run_and_writes_the_report() {
+    // script(1) runs poolrun on a pseudo-terminal; killing script closes the terminal as a
+    // dropped ssh session would: SIGHUP, then EIO on every write to it.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: script(1) from util-linux is not installed");
+        return;
+    }
+    let job = Job::new(&format!(
+        "command = \"echo $$ > {{id}}.pid; sleep 1000\"\n{}",
+        range(4, 2)
+    ));
+    let command = format!("{} run -v job.toml", env!("CARGO_BIN_EXE_poolrun"));
+    let mut script = background(
+        std::process::Command::new("script")
+            .args(["-q", "-e", "-f", "-c", &command, "/dev/null"])
+            .current_dir(job.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let dir = wait_for(Duration::from_secs(20), "two tasks to start", || {
+        let dir = std::fs::canonicalize(job.file("runs/job/latest")).ok()?;
+        let text = std::fs::read_to_string(dir.join("journal.jsonl")).ok()?;
+        (text.matches("\"started\"").count() == 2).then_some(dir)
+    });
+    script.kill9();
+    wait_for(Duration::from_secs(20), "the report", || {
+        dir.join("report.json").exists().then_some(())
+    });
+    let report = crate::support::read_report(&dir);
+    assert_eq!(report["run"]["status"], "interrupted");
+    assert_eq!(report["summary"]["cancelled"], 2);
+    assert_eq!(report["summary"]["not_run"], 2);
+    assert_eq!(journal(&dir).last().unwrap()["event"], "run_finished");
+    crate::support::assert_all_gone(&crate::support::pids_in(job.dir.path()));
+}
