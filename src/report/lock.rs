@@ -89,9 +89,19 @@ impl RunLock {
         Ok(Self { file })
     }
 
-    /// Whether someone holds the lock at `path` now, and who.
+    /// Whether someone holds the lock at `path` now, and who. Something planted there that is
+    /// not a regular file (a FIFO would block the open) is no lock.
     pub fn holder(path: &Path) -> Option<Holder> {
-        let mut file = File::open(path).ok()?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags.bits())
+            .open(path)
+            .ok()?;
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
         match file.try_lock() {
             Err(TryLockError::WouldBlock) => Some(holder(&mut file)),
             _ => None,

@@ -253,7 +253,10 @@ fn remove_leftovers(path: &Path) {
     for entry in entries.flatten() {
         let file = entry.file_name();
         let file = file.to_string_lossy();
-        if file.starts_with(&prefix) && file.ends_with(".partial") {
+        // (`report.json.partial` is what poolrun 0.1 called it.)
+        if (file.starts_with(&prefix) && file.ends_with(".partial"))
+            || file == format!("{}.partial", name.to_string_lossy())
+        {
             let _ = fs::remove_file(entry.path());
         }
     }

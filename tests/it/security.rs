@@ -154,3 +154,29 @@ fn resuming_another_jobs_run_touches_nothing() {
     drop(running);
     assert_all_gone(&pids);
 }
+
+#[test]
+fn a_fifo_planted_as_the_lock_neither_blocks_nor_locks() {
+    let job = Job::new(&format!("command = \"true\"\n{}", range(2, 1)));
+    assert_eq!(job.run(&[]).code, 0);
+    let dir = job.latest("job");
+    std::fs::remove_file(dir.join("report.json")).unwrap();
+    let lock = job.file("runs/job/.poolrun-job.lock");
+    std::fs::remove_file(&lock).unwrap();
+    nix::unistd::mkfifo(&lock, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    // Reading a run only asks whether the lock is held: a FIFO is no lock, and no wait.
+    let report = finish(
+        poolrun()
+            .arg("report")
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    // A run refuses it.
+    let run = job.run(&[]);
+    assert_eq!(run.code, 74, "{}", run.stderr);
+    assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
+}
