@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What containment costs: dispatch of 5,000 and 20,000 /bin/true tasks, 2 at a time, against the
 # raw spawn baseline, for poolrun before the containment work (BEFORE, a git revision) and now with
-# each kind of containment (POOLRUN_CGROUPS=auto, v1, v2, off). Writes its section of
+# each kind of containment (POOLRUN_CGROUPS=auto, v1, v2, v2-join, off). Writes its section of
 # BENCHMARKS.md (between the containment markers, replacing an earlier one).
 #
 #   bench/containment.sh                 5 runs each
@@ -42,6 +42,7 @@ for n in "${SIZES[@]}"; do
         -n "now, cgroups auto" "$now run -q $work/dispatch-$n.toml" \
         -n "now, cgroup v1" "env POOLRUN_CGROUPS=v1 $now run -q $work/dispatch-$n.toml" \
         -n "now, cgroup v2" "env POOLRUN_CGROUPS=v2 $now run -q $work/dispatch-$n.toml" \
+        -n "now, cgroup v2, joined per task" "env POOLRUN_CGROUPS=v2-join $now run -q $work/dispatch-$n.toml" \
         -n "now, no cgroups" "env POOLRUN_CGROUPS=off $now run -q $work/dispatch-$n.toml" >&2
     rm -rf "$work/runs"
     rows+=("$(python3 - "$work/h-$n.json" "$n" <<'PY'
@@ -66,7 +67,8 @@ section=$(
     echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), Linux $(uname -r),"
     echo "commit $(git rev-parse --short HEAD), by \`bench/containment.sh\` (hyperfine, $RUNS runs, medians; spread is"
     echo "min-max). Every poolrun run has a timeout set, captures outputs, and writes its journal and report."
-    echo "\`before\` is poolrun at $BEFORE, before the containment work; \`auto\` is what poolrun picks (here: cgroup v1)."
+    echo "\`before\` is poolrun at $BEFORE, before the containment work; \`auto\` is what poolrun picks (here: cgroup v2,"
+    echo "threaded). The reading of these figures is below the table."
     echo
     echo "| tasks | runner | median | spread | tasks/s | vs baseline | vs before |"
     echo "| --- | --- | --- | --- | --- | --- | --- |"

@@ -4,15 +4,14 @@
 //! when the attempt ends everything in it is killed and counted, and the slot is empty for the
 //! next task. At the end of the run the run's cgroup is emptied the same way.
 //!
-//! How a task gets into its slot decides what containment costs:
-//! - cgroup v1 places threads, not processes: the worker thread itself moves into its slot, and
-//!   the task it starts with `posix_spawn` is born there. No per-task cost at all, and no window
-//!   in which the task runs outside; so where a v1 hierarchy is mounted (the pids one, which
-//!   also enforces `max-processes`) poolrun uses it.
-//! - cgroup v2 places whole processes, so the child joins its slot itself between fork and exec,
-//!   which costs `posix_spawn`'s speed (a fork instead of a vfork, about 0.2 ms a task). A join
-//!   from poolrun's side after the spawn would be cheaper but too late: a shell forks its
-//!   background jobs before poolrun gets to move it.
+//! How a task gets into its slot decides what containment costs. Best, the worker thread itself
+//! lives in its slot, and the task it starts with `posix_spawn` is born there: no per-task cost,
+//! and no moment in which the task runs outside. cgroup v2 allows that in a threaded subtree
+//! (poolrun moves into the run's cgroup, its workers into their threaded slots); cgroup v1 places
+//! threads anyway. Where neither works, the child joins its v2 slot itself between fork and exec,
+//! which costs `posix_spawn`'s speed (a fork instead of a vfork, about 0.2 ms a task). A join from
+//! poolrun's side after the spawn would be cheaper but too late: a shell forks its background
+//! jobs before poolrun gets to move it.
 //!
 //! Slots are made once per run, not per attempt: a cgroup's `mkdir` and `rmdir` cost more than a
 //! task's spawn.
@@ -27,19 +26,48 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// The cgroup versions.
+/// A kind of cgroup to keep to (`POOLRUN_CGROUPS=v1|v2|v2-join`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Version {
     V2,
     V1,
+    /// v2 without a threaded subtree: each task joins its slot itself.
+    V2Join,
+}
+
+/// How tasks get into their slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// v2 threaded subtree: worker threads live in their slots (`cgroup.threads`).
+    V2Threads,
+    /// v1: worker threads live in their slots (`tasks`).
+    V1Threads,
+    /// v2: each task joins its slot between fork and exec (`cgroup.procs`).
+    V2Join,
+}
+
+impl Mode {
+    /// The file that lists a cgroup's members, and takes a thread or process into it.
+    fn members_file(self) -> &'static str {
+        match self {
+            Self::V2Threads => "cgroup.threads",
+            Self::V1Threads => "tasks",
+            Self::V2Join => "cgroup.procs",
+        }
+    }
+
+    /// Whether worker threads live in their slots (and are listed there).
+    fn threads(self) -> bool {
+        self != Self::V2Join
+    }
 }
 
 /// The run's cgroup, under which each worker slot gets one of its own.
 #[derive(Debug)]
 pub(crate) struct RunCgroup {
     dir: PathBuf,
-    version: Version,
-    /// v1: poolrun's own cgroup, where worker threads return when the run ends.
+    mode: Mode,
+    /// poolrun's own cgroup, where it (v2 threaded) or its workers (v1) return.
     home: PathBuf,
     /// Whether slot cgroups have `pids.max`.
     pids: bool,
@@ -49,31 +77,21 @@ pub(crate) struct RunCgroup {
 #[derive(Debug)]
 pub(crate) struct SlotCgroup {
     dir: PathBuf,
-    version: Version,
-    /// v2: `cgroup.procs`, for the child to open between fork and exec without allocating.
+    mode: Mode,
+    /// v2 join: `cgroup.procs`, for the child to open between fork and exec without allocating.
     pub procs: Option<CString>,
-    /// `cgroup.procs`, open for reading again and again from offset 0.
+    /// The members file, open for reading again and again from offset 0.
     reader: File,
 }
 
 impl RunCgroup {
     /// Makes `poolrun-<name>` in poolrun's own cgroup, or `None` where poolrun may make none;
-    /// `only` keeps to one version.
-    pub fn create(name: &str, only: Option<Version>) -> Option<Self> {
+    /// `only` keeps to one kind. The cheapest kind wins (threads in their slots, v2 before v1),
+    /// but with `need_pids` (`max-processes`) one that can limit processes comes first.
+    pub fn create(name: &str, only: Option<Version>, need_pids: bool) -> Option<Self> {
         let own = fs::read_to_string("/proc/self/cgroup").ok()?;
         let dir_name = format!("poolrun-{name}");
-        let make = |home: PathBuf, version, pids| {
-            remove_stale(&home);
-            let dir = home.join(&dir_name);
-            fs::create_dir(&dir).ok()?;
-            Some(Self {
-                dir,
-                version,
-                home,
-                pids,
-            })
-        };
-        let v1 = own.lines().find_map(|line| {
+        let v1_home = own.lines().find_map(|line| {
             let mut parts = line.splitn(3, ':');
             let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
             controllers
@@ -81,21 +99,71 @@ impl RunCgroup {
                 .any(|c| c == "pids")
                 .then(|| Path::new("/sys/fs/cgroup/pids").join(path.trim_start_matches('/')))
         });
-        if only != Some(Version::V2)
-            && let Some(cgroup) = v1.and_then(|home| make(home, Version::V1, true))
-        {
-            return Some(cgroup);
-        }
-        if only == Some(Version::V1) {
-            return None;
-        }
-        let v2 = v2_mount().and_then(|mount| {
+        let v2_home = v2_mount().and_then(|mount| {
             let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
             Some(mount.join(path.trim_start_matches('/')))
-        })?;
-        let mut cgroup = make(v2, Version::V2, false)?;
+        });
+        let v1 = || {
+            let home = v1_home.clone()?;
+            remove_stale(&home);
+            let dir = home.join(&dir_name);
+            fs::create_dir(&dir).ok()?;
+            Some(Self {
+                dir,
+                mode: Mode::V1Threads,
+                home,
+                pids: true,
+            })
+        };
+        let v2 = match only {
+            Some(Version::V1) => None,
+            _ => v2_home
+                .and_then(|home| Self::create_v2(home, &dir_name, only != Some(Version::V2Join))),
+        };
+        if only.is_some_and(|v| v != Version::V1) {
+            return v2;
+        }
+        match v2 {
+            Some(cgroup) if cgroup.mode == Mode::V2Threads && (cgroup.pids || !need_pids) => {
+                Some(cgroup)
+            }
+            // Joining per task is the dearest way, and a limit needs pids: v1, where there is
+            // one, comes first.
+            Some(cgroup) if only.is_none() => v1().or(Some(cgroup)),
+            Some(cgroup) => Some(cgroup),
+            None if only.is_none() || only == Some(Version::V1) => v1(),
+            None => None,
+        }
+    }
+
+    /// The v2 run cgroup in `home`: with `threads`, a threaded subtree with poolrun in it where
+    /// the kernel and the hierarchy allow; else one whose slots tasks join themselves.
+    fn create_v2(home: PathBuf, dir_name: &str, threads: bool) -> Option<Self> {
+        remove_stale(&home);
+        let dir = home.join(dir_name);
+        fs::create_dir(&dir).ok()?;
         // The pids controller for the slots, where the parent has it to give.
-        cgroup.pids = fs::write(cgroup.dir.join("cgroup.subtree_control"), "+pids").is_ok();
+        let pids = fs::write(dir.join("cgroup.subtree_control"), "+pids").is_ok();
+        let mut cgroup = Self {
+            dir,
+            mode: Mode::V2Join,
+            home,
+            pids,
+        };
+        let probe = cgroup.dir.join("slot-0");
+        let threaded = threads
+            && fs::create_dir(&probe).is_ok()
+            && fs::write(probe.join("cgroup.type"), "threaded").is_ok()
+            && fs::write(
+                cgroup.dir.join("cgroup.procs"),
+                std::process::id().to_string(),
+            )
+            .is_ok();
+        if threaded {
+            cgroup.mode = Mode::V2Threads;
+        } else {
+            let _ = fs::remove_dir(&probe);
+        }
         Some(cgroup)
     }
 
@@ -112,113 +180,131 @@ impl RunCgroup {
     /// The cgroup of worker slot `index`, allowing each task at most `max` processes when given.
     pub fn slot(&self, index: usize, max: Option<u32>) -> io::Result<SlotCgroup> {
         let dir = self.dir.join(format!("slot-{index}"));
-        fs::create_dir(&dir)?;
+        match fs::create_dir(&dir) {
+            // slot-0 of a threaded subtree was made to probe for one.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && index == 0 => {}
+            result => result?,
+        }
+        if self.mode == Mode::V2Threads {
+            fs::write(dir.join("cgroup.type"), "threaded")?;
+        }
         if let Some(max) = max.filter(|_| self.pids) {
-            // In v1 the worker thread that lives in the slot counts too.
-            let max = max.saturating_add(u32::from(self.version == Version::V1));
+            // The worker thread that lives in the slot counts too.
+            let max = max.saturating_add(u32::from(self.mode.threads()));
             fs::write(dir.join("pids.max"), max.to_string())?;
         }
-        let path = dir.join("cgroup.procs");
-        let reader = File::open(&path)?;
-        let procs = match self.version {
-            Version::V2 => Some(
-                CString::new(path.into_os_string().into_encoded_bytes())
+        let members = dir.join(self.mode.members_file());
+        let reader = File::open(&members)?;
+        let procs = match self.mode {
+            Mode::V2Join => Some(
+                CString::new(members.into_os_string().into_encoded_bytes())
                     .map_err(io::Error::other)?,
             ),
-            Version::V1 => None,
+            Mode::V1Threads | Mode::V2Threads => None,
         };
         Ok(SlotCgroup {
             dir,
-            version: self.version,
+            mode: self.mode,
             procs,
             reader,
         })
     }
 
-    /// v1: moves the calling worker thread into `slot`, so the tasks it starts are born there.
+    /// Moves the calling worker thread into `slot`, where the cgroup version places threads, so
+    /// the tasks it starts are born there.
     pub fn enter(&self, slot: &SlotCgroup) -> io::Result<()> {
-        match self.version {
-            Version::V1 => move_thread(&slot.dir),
-            Version::V2 => Ok(()),
+        if self.mode.threads() {
+            move_thread(&slot.dir.join(self.mode.members_file()))?;
         }
+        Ok(())
     }
 
-    /// v1: moves the calling worker thread back to poolrun's own cgroup.
+    /// Moves the calling worker thread out of its slot again.
     pub fn leave(&self) -> io::Result<()> {
-        match self.version {
-            Version::V1 => move_thread(&self.home),
-            Version::V2 => Ok(()),
+        match self.mode {
+            Mode::V1Threads => move_thread(&self.home.join("tasks")),
+            Mode::V2Threads => move_thread(&self.dir.join("cgroup.threads")),
+            Mode::V2Join => Ok(()),
         }
     }
 
     /// Kills everything left in the run's cgroup and its slots; returns how many.
     pub fn empty(&self) -> u32 {
-        empty_tree(&self.dir, self.version)
+        empty_tree(&self.dir, self.mode)
     }
 }
 
 impl Drop for RunCgroup {
     fn drop(&mut self) {
-        remove_tree(&self.dir, self.version);
+        if self.mode == Mode::V2Threads {
+            // Home again, so that the run's cgroup can go.
+            let _ = fs::write(
+                self.home.join("cgroup.procs"),
+                std::process::id().to_string(),
+            );
+        }
+        remove_tree(&self.dir, self.mode);
     }
 }
 
 impl SlotCgroup {
-    /// Kills every process still in the slot after its task ended (poolrun aside, whose worker
-    /// thread lives there in v1); returns how many were alive.
+    /// Kills every process still in the slot after its task ended (poolrun's worker thread, which
+    /// may live there, aside); returns how many were alive.
     pub fn empty(&self) -> u32 {
-        // The common case, nothing left, costs one read of an open file.
+        // The common case, nothing left, costs one read of an open file: empty, or only the
+        // calling worker thread.
         let mut buf = [0u8; 32];
+        let me = if self.mode.threads() {
+            u32::try_from(nix::unistd::gettid().as_raw()).ok()
+        } else {
+            Some(std::process::id())
+        };
         match self.reader.read_at(&mut buf, 0) {
             Ok(0) => return 0,
             Ok(n)
                 if std::str::from_utf8(&buf[..n])
                     .ok()
                     .and_then(|t| t.trim().parse().ok())
-                    == Some(std::process::id()) =>
+                    == me =>
             {
                 return 0;
             }
             _ => {}
         }
-        empty(&self.dir, self.version)
+        empty(&self.dir, self.mode)
     }
 }
 
-/// Writes the calling thread's id into the v1 cgroup at `dir`.
-fn move_thread(dir: &Path) -> io::Result<()> {
+/// Writes the calling thread's id into a cgroup's members file (`tasks`, `cgroup.threads`).
+fn move_thread(members: &Path) -> io::Result<()> {
     let tid = nix::unistd::gettid().as_raw();
     fs::OpenOptions::new()
         .write(true)
-        .open(dir.join("tasks"))?
+        .open(members)?
         .write_all(tid.to_string().as_bytes())
 }
 
 /// Kills every process left in the cgroup at `dir` (not its children; never poolrun itself) and
 /// waits, a bounded time, until it is empty. Returns how many live processes it held.
-fn empty(dir: &Path, version: Version) -> u32 {
-    let members = procs(dir);
-    if members.is_empty() {
+fn empty(dir: &Path, mode: Mode) -> u32 {
+    let found = members(dir, mode);
+    if found.is_empty() {
         return 0;
     }
-    let count = u32::try_from(members.len()).unwrap_or(u32::MAX);
+    let count = u32::try_from(found.len()).unwrap_or(u32::MAX);
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut pause = Duration::from_micros(100);
-    let poolrun_inside = fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|text| {
-        text.split_whitespace()
-            .any(|p| p.parse() == Ok(std::process::id()))
-    });
-    // v2 kills the whole cgroup at once, forks in flight included; otherwise rounds of SIGKILL
-    // until a round finds nobody (a fork between reading the list and the kill joins the next).
-    if version == Version::V2 && !poolrun_inside && fs::write(dir.join("cgroup.kill"), "1").is_ok()
-    {
-        while !procs(dir).is_empty() && Instant::now() < deadline {
+    // v2 kills a whole cgroup at once, forks in flight included, where poolrun is not in it;
+    // otherwise rounds of SIGKILL until a round finds nobody (a fork between reading the list
+    // and the kill joins the next).
+    if mode == Mode::V2Join && fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+        while !members_of(dir, mode).is_empty() && Instant::now() < deadline {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(20));
         }
         return count;
     }
-    let mut left = members;
+    let mut left = found;
     while !left.is_empty() && Instant::now() < deadline {
         for pid in &left {
             if let Ok(raw) = i32::try_from(*pid) {
@@ -227,47 +313,71 @@ fn empty(dir: &Path, version: Version) -> u32 {
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(20));
-        left = procs(dir);
+        left = members(dir, mode);
     }
     count
 }
 
+/// The processes with a thread in the cgroup at `dir`, poolrun aside: one id each (a thread's id
+/// stands for its process: SIGKILL to it kills the process).
+fn members(dir: &Path, mode: Mode) -> Vec<u32> {
+    let ids = members_of(dir, mode);
+    if !mode.threads() {
+        return ids;
+    }
+    let mut seen = std::collections::HashSet::new();
+    ids.into_iter()
+        .filter(|&tid| seen.insert(tgid(tid).unwrap_or(tid)))
+        .collect()
+}
+
+/// The ids in the cgroup's members file, poolrun's own aside.
+fn members_of(dir: &Path, mode: Mode) -> Vec<u32> {
+    let me = std::process::id();
+    fs::read_to_string(dir.join(mode.members_file()))
+        .map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .filter(|&id| id != me && tgid(id) != Some(me))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The process a thread belongs to.
+fn tgid(tid: u32) -> Option<u32> {
+    let status = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// `empty` for a cgroup and every cgroup below it.
-fn empty_tree(dir: &Path, version: Version) -> u32 {
-    let mut killed = empty(dir, version);
+fn empty_tree(dir: &Path, mode: Mode) -> u32 {
+    let mut killed = empty(dir, mode);
     for child in children(dir) {
-        killed += empty_tree(&child, version);
+        killed += empty_tree(&child, mode);
     }
     killed
 }
 
-fn remove(dir: &Path, version: Version) {
+fn remove(dir: &Path, mode: Mode) {
     // A cgroup with processes in it cannot be removed; a leftover that stays is emptied on
     // resume, or left for the system.
     if fs::remove_dir(dir).is_err() {
-        empty(dir, version);
+        empty(dir, mode);
         let _ = fs::remove_dir(dir);
     }
 }
 
-fn remove_tree(dir: &Path, version: Version) {
+fn remove_tree(dir: &Path, mode: Mode) {
     for child in children(dir) {
-        remove_tree(&child, version);
+        remove_tree(&child, mode);
     }
-    remove(dir, version);
-}
-
-/// The processes in the cgroup at `dir`, poolrun aside.
-fn procs(dir: &Path) -> Vec<u32> {
-    let me = std::process::id();
-    fs::read_to_string(dir.join("cgroup.procs"))
-        .map(|text| {
-            text.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .filter(|&p| p != me)
-                .collect()
-        })
-        .unwrap_or_default()
+    remove(dir, mode);
 }
 
 fn children(dir: &Path) -> Vec<PathBuf> {
@@ -324,12 +434,14 @@ pub(crate) fn empty_leftover(dir: &Path) -> u32 {
     if !dir.join("cgroup.procs").exists() {
         return 0;
     }
-    let version = if dir.join("tasks").exists() {
-        Version::V1
+    // The poolrun that made it is gone: every member is a leftover, listed by thread (which
+    // also reads a threaded v2 subtree, whose `cgroup.procs` cannot be read).
+    let mode = if dir.join("tasks").exists() {
+        Mode::V1Threads
     } else {
-        Version::V2
+        Mode::V2Threads
     };
-    let killed = empty_tree(dir, version);
-    remove_tree(dir, version);
+    let killed = empty_tree(dir, mode);
+    remove_tree(dir, mode);
     killed
 }

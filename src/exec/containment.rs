@@ -35,24 +35,27 @@ pub struct Identity {
     pub cgroup: Option<PathBuf>,
 }
 
-/// `off`: poolrun makes no cgroups; `v1`, `v2`: only of that version.
+/// `off`: poolrun makes no cgroups; `v1`, `v2`, `v2-join`: only of that kind.
 const CGROUPS_VARIABLE: &str = "POOLRUN_CGROUPS";
 
 /// The environment variable that carries the run's token.
 pub(crate) const TOKEN_VARIABLE: &str = "POOLRUN_RUN_TOKEN";
 
 impl Containment {
-    /// Sets up containment for a session of run `run_id`.
-    pub fn new(run_id: &str) -> Self {
+    /// Sets up containment for a session of run `run_id`; `need_pids` asks for cgroups that can
+    /// limit a task's processes (`max-processes`).
+    pub fn new(run_id: &str, need_pids: bool) -> Self {
         let name = format!("{run_id}-{}", std::process::id());
-        // `POOLRUN_CGROUPS=off` keeps to the subreaper, `v1` or `v2` to one cgroup version (to
-        // compare them, or where cgroups misbehave).
-        let cgroup = match std::env::var(CGROUPS_VARIABLE).as_deref() {
+        // `POOLRUN_CGROUPS=off` keeps to the subreaper, `v1`, `v2` or `v2-join` to one kind of
+        // cgroup (to compare them, or where cgroups misbehave).
+        let only = match std::env::var(CGROUPS_VARIABLE).as_deref() {
             Ok("off") => None,
-            Ok("v1") => RunCgroup::create(&name, Some(Version::V1)),
-            Ok("v2") => RunCgroup::create(&name, Some(Version::V2)),
-            _ => RunCgroup::create(&name, None),
+            Ok("v1") => Some(Some(Version::V1)),
+            Ok("v2") => Some(Some(Version::V2)),
+            Ok("v2-join") => Some(Some(Version::V2Join)),
+            _ => Some(None),
         };
+        let cgroup = only.and_then(|only| RunCgroup::create(&name, only, need_pids));
         if cgroup.is_none() {
             tracing::debug!(
                 "no cgroup can be made here: escaped processes are found as poolrun's adopted descendants"

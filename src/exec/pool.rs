@@ -72,7 +72,7 @@ pub struct PoolEnd<E> {
 impl LocalPool<'_> {
     /// Sets up the containment of a session of run `run_id` (before its identity is recorded).
     pub fn contain(plan: &Plan) -> Containment {
-        Containment::new(&plan.run().id)
+        Containment::new(&plan.run().id, plan.job().pool.max_processes.is_some())
     }
 
     /// Kills what the killed sessions of run `run_id` left running; see

@@ -89,6 +89,11 @@ fn no_escapee_survives_the_run_with_cgroup_v2() {
 }
 
 #[test]
+fn no_escapee_survives_the_run_with_cgroup_v2_joined_per_task() {
+    leak_matrix("v2-join");
+}
+
+#[test]
 fn no_escapee_survives_the_run_without_cgroups() {
     leak_matrix("off");
 }
