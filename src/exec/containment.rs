@@ -1,5 +1,5 @@
-//! What keeps a run's processes from outliving it, whatever they do to escape: a cgroup per task
-//! attempt where poolrun can make one; and in any case poolrun as the subreaper of everything its
+//! What keeps a run's processes from outliving it, whatever they do to escape: a cgroup per worker
+//! slot, emptied after each attempt, where poolrun can make one (`cgroup.rs`); and in any case poolrun as the subreaper of everything its
 //! tasks start, with a sweep at the end of the run that kills every descendant still alive,
 //! again and again until none is left.
 //!

@@ -70,8 +70,45 @@ pub(crate) fn orphans_adopted() -> Vec<u32> {
     }
 }
 
-/// The live descendants of `ancestor` (its threads aside), from one scan of /proc.
+/// The live descendants of `ancestor` (its threads aside), following the `children` files of
+/// each process's threads down from it: a few reads when there are few, whatever else the machine
+/// runs. Where the kernel has no `children` files, one scan of /proc.
 pub(crate) fn descendants(ancestor: u32) -> Vec<u32> {
+    let me = std::process::id();
+    if fs::metadata(format!("/proc/self/task/{me}/children")).is_err() {
+        return descendants_by_scan(ancestor);
+    }
+    let mut found = Vec::new();
+    let mut queue = vec![ancestor];
+    while let Some(pid) = queue.pop() {
+        for child in children(pid) {
+            if stat(child).is_some_and(|s| s.live()) {
+                found.push(child);
+            }
+            queue.push(child);
+        }
+    }
+    found
+}
+
+/// The children of every thread of `pid` (none when it is gone).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// `descendants` from one scan of /proc.
+fn descendants_by_scan(ancestor: u32) -> Vec<u32> {
     let parents: Vec<(u32, u32)> = all_pids()
         .into_iter()
         .filter_map(|pid| stat(pid).filter(Stat::live).map(|s| (pid, s.ppid)))
@@ -105,6 +142,40 @@ pub(crate) fn environ_has(pid: u32, wanted: &[&str]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descendants_reach_grandchildren_and_match_a_full_scan() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 30"])
+            .spawn()
+            .unwrap();
+        let me = std::process::id();
+        // Other tests in this process start children too: look only at this one's tree.
+        let tree = |pids: Vec<u32>| -> Vec<u32> {
+            let mut ours: Vec<u32> = pids
+                .into_iter()
+                .filter(|&p| p == child.id() || stat(p).is_some_and(|s| s.ppid == child.id()))
+                .collect();
+            ours.sort_unstable();
+            ours
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut found = tree(descendants(me));
+        while found.len() < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            found = tree(descendants(me));
+        }
+        let scanned = tree(descendants_by_scan(me));
+        for pid in &found {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(i32::try_from(*pid).unwrap()),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = child.wait();
+        assert_eq!(found.len(), 3, "sh and both sleeps: {found:?}");
+        assert_eq!(found, scanned);
+    }
 
     #[test]
     fn reads_this_process() {
