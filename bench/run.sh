@@ -102,4 +102,6 @@ timeouts_dir=$(ls -d "$work"/runs/timeouts/2*/)
 
 python3 bench/report.py "$work" "$N" "$MEMORY_TASKS" "$PLAN_ITEMS" "$run_kib" "$plan_kib" "$plan_seconds" \
     "$files" "$timeouts_dir" > BENCHMARKS.md
+# What containment costs, against poolrun before it: its own section of BENCHMARKS.md.
+bench/containment.sh >/dev/null
 cat BENCHMARKS.md
