@@ -125,7 +125,7 @@ section=$(
     echo "$interleaved"
     echo
     echo "Reading it: on this shared VM the same binary's wall time moves by up to 15 % between"
-    echo "series (\\`auto\\` and the kind it picks run the same code), so compare within that; the CPU time"
+    echo 'series (`auto` and the kind it picks run the same code), so compare within that; the CPU time'
     echo "(user + system) of a series is the steadier figure. Containment by cgroup, with the worker"
     echo "thread in its slot (v1, v2), adds no cost beyond that noise; without cgroups, the per-task"
     echo "scan for escapees costs a little CPU; joining a v2 cgroup per task (the fallback) costs"
