@@ -119,3 +119,98 @@ impl Drop for EventWriter {
 pub fn event_writer() -> EventWriter {
     EventWriter::default()
 }
+
+/// A terminal for the progress bar that writes through the same queue: drawing the bar never
+/// blocks the engine's thread (a terminal paused with Ctrl-S, a slow ssh link), and the bar and
+/// the log lines reach the terminal in the order they were made.
+#[derive(Debug)]
+pub struct QueuedTerm {
+    width: u16,
+    height: u16,
+    pending: Mutex<Vec<u8>>,
+}
+
+impl QueuedTerm {
+    /// For stderr, when it is a terminal; `None` otherwise (then nothing is drawn).
+    pub fn stderr() -> Option<Self> {
+        use std::io::IsTerminal;
+        let stderr = io::stderr();
+        if !stderr.is_terminal() {
+            return None;
+        }
+        let size = rustix::termios::tcgetwinsize(&stderr).ok();
+        Some(Self {
+            width: size.map_or(80, |s| s.ws_col).max(20),
+            height: size.map_or(24, |s| s.ws_row).max(1),
+            pending: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(bytes);
+    }
+
+    fn cursor(&self, n: usize, code: char) {
+        if n > 0 {
+            self.push(format!("\x1b[{n}{code}").as_bytes());
+        }
+    }
+}
+
+impl indicatif::TermLike for QueuedTerm {
+    fn width(&self) -> u16 {
+        self.width
+    }
+
+    fn height(&self) -> u16 {
+        self.height
+    }
+
+    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        self.cursor(n, 'A');
+        Ok(())
+    }
+
+    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        self.cursor(n, 'B');
+        Ok(())
+    }
+
+    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        self.cursor(n, 'C');
+        Ok(())
+    }
+
+    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        self.cursor(n, 'D');
+        Ok(())
+    }
+
+    fn write_line(&self, s: &str) -> io::Result<()> {
+        self.push(s.as_bytes());
+        self.push(b"\n");
+        Ok(())
+    }
+
+    fn write_str(&self, s: &str) -> io::Result<()> {
+        self.push(s.as_bytes());
+        Ok(())
+    }
+
+    fn clear_line(&self) -> io::Result<()> {
+        self.push(b"\r\x1b[2K");
+        Ok(())
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        let bytes =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        if !bytes.is_empty() {
+            write(bytes);
+        }
+        Ok(())
+    }
+}

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::RunArgs;
 use crate::error::{Error, exit};
@@ -276,11 +276,15 @@ pub(super) fn job_record(job: &Job) -> JobRecord {
 }
 
 fn progress_bar(tasks: u64, quiet: bool) -> ProgressBar {
-    // indicatif draws nothing when stderr is not a terminal, so cron mail and logs stay clean.
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(tasks)
+    // Nothing is drawn when stderr is not a terminal, so cron mail and logs stay clean; on one,
+    // the bar goes through the console's queue and never blocks the engine.
+    let term = crate::console::QueuedTerm::stderr().filter(|_| !quiet);
+    let bar = match term {
+        Some(term) => ProgressBar::with_draw_target(
+            Some(tasks),
+            ProgressDrawTarget::term_like_with_hz(Box::new(term), 20),
+        ),
+        None => ProgressBar::hidden(),
     };
     if let Ok(style) =
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} tasks {msg}")
