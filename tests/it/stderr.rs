@@ -164,3 +164,66 @@ fn a_terminal_that_hangs_up_stops_the_run_and_writes_the_report() {
     assert_eq!(journal(&dir).last().unwrap()["event"], "run_finished");
     crate::support::assert_all_gone(&crate::support::pids_in(job.dir.path()));
 }
+
+#[test]
+fn a_terminal_paused_with_ctrl_s_does_not_hold_up_the_run() {
+    // tmux gives poolrun a terminal; Ctrl-S (XOFF) stops its output, so every write to it
+    // blocks once the terminal's buffer is full. The run must go on and finish all the same.
+    if std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let job = Job::new(&format!("command = \"true\"\n{}", range(300, 2)));
+    let socket = job.file("tmux.sock");
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .arg("-S")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .expect("tmux")
+    };
+    let command = format!(
+        "stty ixon; sleep 0.5; {} run -v job.toml; touch done; sleep 60",
+        env!("CARGO_BIN_EXE_poolrun")
+    );
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        "100",
+        "-y",
+        "20",
+        "-c",
+        job.dir.path().to_str().unwrap(),
+        &command,
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    // Paused before poolrun starts: from its first line on, nothing it writes gets out.
+    tmux(&["send-keys", "C-s"]);
+    let finished = std::panic::catch_unwind(|| {
+        wait_for(
+            Duration::from_secs(60),
+            "the report while the terminal is paused",
+            || {
+                let dir = std::fs::canonicalize(job.file("runs/job/latest")).ok()?;
+                dir.join("report.json").exists().then_some(dir)
+            },
+        )
+    });
+    tmux(&["send-keys", "C-q"]);
+    let dir = finished.unwrap_or_else(|e| {
+        tmux(&["kill-server"]);
+        std::panic::resume_unwind(e)
+    });
+    wait_for(Duration::from_secs(30), "poolrun to exit", || {
+        job.file("done").exists().then_some(())
+    });
+    tmux(&["kill-server"]);
+    let report = crate::support::read_report(&dir);
+    assert_eq!(report["summary"]["succeeded"], 300);
+}
