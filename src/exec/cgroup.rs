@@ -331,14 +331,15 @@ fn members(dir: &Path, mode: Mode) -> Vec<u32> {
         .collect()
 }
 
-/// The ids in the cgroup's members file, poolrun's own aside.
+/// The ids in the cgroup's members file, poolrun's own aside (a thread list needs each thread's
+/// process looked up for that; a process list does not).
 fn members_of(dir: &Path, mode: Mode) -> Vec<u32> {
     let me = std::process::id();
     fs::read_to_string(dir.join(mode.members_file()))
         .map(|text| {
             text.split_whitespace()
                 .filter_map(|p| p.parse().ok())
-                .filter(|&id| id != me && tgid(id) != Some(me))
+                .filter(|&id| id != me && !(mode.threads() && tgid(id) == Some(me)))
                 .collect()
         })
         .unwrap_or_default()

@@ -1,7 +1,7 @@
-//! What keeps a run's processes from outliving it, whatever they do to escape: a cgroup per worker
-//! slot, emptied after each attempt, where poolrun can make one (`cgroup.rs`); and in any case poolrun as the subreaper of everything its
-//! tasks start, with a sweep at the end of the run that kills every descendant still alive,
-//! again and again until none is left.
+//! What keeps a run's processes from outliving it, whatever they do to escape: a cgroup per
+//! worker slot, emptied after each attempt, where poolrun can make one (`cgroup.rs`); and in any
+//! case poolrun as the subreaper of everything its tasks start, with a sweep at the end of the
+//! run that kills every descendant still alive, again and again until none is left.
 //!
 //! A run is known by its identity, recorded in the journal: its cgroup's folder and a random
 //! token in its tasks' environment. A resumed run kills the leftovers of a killed one by that
@@ -10,9 +10,8 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use crate::exec::cgroup::{self, RunCgroup, SlotCgroup, Version};
 use crate::exec::{procfs, unix};

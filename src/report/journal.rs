@@ -195,15 +195,7 @@ impl Journal {
         let file = if append {
             secure::open_append(path)
         } else {
-            secure::create_new(path).and_then(|file| {
-                // Appends, like the resumed run's: every write lands at the end.
-                nix::fcntl::fcntl(
-                    &file,
-                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_APPEND),
-                )
-                .map_err(std::io::Error::from)?;
-                Ok(file)
-            })
+            secure::create_new_append(path)
         }
         .map_err(ReportError::io("open the journal", path))?;
         secure::check_own_file(&file, path)?;

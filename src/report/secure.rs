@@ -140,6 +140,11 @@ pub fn open_append(path: &Path) -> io::Result<File> {
     no_follow().append(true).create(true).open(path)
 }
 
+/// Creates a new file at `path` (as `create_new`) opened for appending.
+pub fn create_new_append(path: &Path) -> io::Result<File> {
+    no_follow().append(true).create_new(true).open(path)
+}
+
 /// Opens (creating it if missing) a file that lives on between runs, such as a lock, never
 /// through a symlink and without truncating it.
 pub fn open_shared(path: &Path) -> io::Result<File> {

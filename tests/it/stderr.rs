@@ -188,7 +188,7 @@ fn a_terminal_paused_with_ctrl_s_does_not_hold_up_the_run() {
             .expect("tmux")
     };
     let command = format!(
-        "stty ixon; sleep 0.5; {} run -v job.toml; touch done; sleep 60",
+        "stty ixon; while [ ! -e paused ]; do sleep 0.02; done; {} run -v job.toml; touch done; sleep 60",
         env!("CARGO_BIN_EXE_poolrun")
     );
     let started = tmux(&[
@@ -205,6 +205,7 @@ fn a_terminal_paused_with_ctrl_s_does_not_hold_up_the_run() {
     assert!(started.status.success(), "{started:?}");
     // Paused before poolrun starts: from its first line on, nothing it writes gets out.
     tmux(&["send-keys", "C-s"]);
+    std::fs::write(job.file("paused"), "").unwrap();
     let finished = std::panic::catch_unwind(|| {
         wait_for(
             Duration::from_secs(60),
