@@ -23,21 +23,26 @@ pub enum CliCommand {
     /// Run a job: plan its tasks, run them in a bounded pool, write the report.
     Run(RunArgs),
     /// Print the task list exactly as `run` would execute it; runs nothing.
-    Plan {
-        /// The job file.
-        job: PathBuf,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Print a plan of more than 10^9 tasks.
-        #[arg(long)]
-        allow_huge: bool,
-    },
+    Plan(PlanArgs),
     /// Check job files; prints nothing but errors.
     Validate {
-        /// The job files.
+        /// The job files ("-" reads one from stdin).
         #[arg(required = true)]
         jobs: Vec<PathBuf>,
+        /// Change a key for this check, as `run --set` would.
+        #[arg(long, value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Run a past run's job again as a new run: its job file copy, its `--set` values and its
+    /// input snapshot.
+    Rerun(RerunArgs),
+    /// Compare two runs task by task (matched by their items and parameters): exit 0 when the
+    /// outcomes and outputs agree, 1 when not.
+    Diff {
+        /// The first run directory.
+        run_a: PathBuf,
+        /// The second run directory.
+        run_b: PathBuf,
     },
     /// Show a saved run: its summary and every task that did not succeed.
     Report {
@@ -57,11 +62,35 @@ pub enum CliCommand {
     },
 }
 
-/// `poolrun run`'s options.
+/// `poolrun plan`'s options.
 #[derive(Debug, Args)]
-pub struct RunArgs {
-    /// The job file.
+pub struct PlanArgs {
+    /// The job file ("-" reads it from stdin).
     pub job: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Print a plan of more than 10^9 tasks.
+    #[arg(long)]
+    pub allow_huge: bool,
+    /// Change a key for this plan, as `run --set` would.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// `poolrun rerun`'s options.
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    /// The past run's directory.
+    pub run_dir: PathBuf,
+    /// How the new run runs.
+    #[command(flatten)]
+    pub run: RunOptions,
+}
+
+/// How a run runs: the options of `run` that `rerun` shares.
+#[derive(Debug, Args, Default, Clone)]
+pub struct RunOptions {
     /// Tasks at once: N, "auto" or "N%" of the CPUs (overrides [pool] processes).
     #[arg(long, short = 'j', value_parser = Processes::parse)]
     pub processes: Option<Processes>,
@@ -69,24 +98,39 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
     /// The run directory (overrides [report] dir); relative to the current directory.
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long)]
     pub run_dir: Option<PathBuf>,
-    /// Finish an earlier run: run every task without a succeeded outcome, in its run directory
-    /// (default: the job's latest run).
-    #[arg(long, value_name = "RUN_DIR|latest", num_args = 0..=1, default_missing_value = "latest")]
-    pub resume: Option<PathBuf>,
     /// Run a plan of more than 10^9 tasks.
     #[arg(long)]
     pub allow_huge: bool,
-    /// With --resume: run even though the job file changed since the run.
-    #[arg(long, requires = "resume")]
-    pub force: bool,
     /// Print only errors and, when something failed, the summary.
     #[arg(long, short, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Log every task as it starts and finishes.
     #[arg(long, short, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// `poolrun run`'s options.
+#[derive(Debug, Args, Default)]
+pub struct RunArgs {
+    /// The job file ("-" reads it from stdin; its relative paths then start at the current
+    /// directory).
+    pub job: PathBuf,
+    /// Change a key of the job file for this run: a dotted key and a TOML value, e.g.
+    /// --set range.end=500 or --set 'matrix.lr=[0.1]'. Recorded in the report.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Finish an earlier run: run every task without a succeeded outcome, in its run directory
+    /// (default: the job's latest run).
+    #[arg(long, value_name = "RUN_DIR|latest", num_args = 0..=1, default_missing_value = "latest")]
+    pub resume: Option<PathBuf>,
+    /// With --resume: run even though the job file (or a --set) changed since the run.
+    #[arg(long, requires = "resume")]
+    pub force: bool,
+    /// How the run runs.
+    #[command(flatten)]
+    pub options: RunOptions,
 }
 
 /// The schemas `poolrun schema` prints.

@@ -10,19 +10,20 @@ use crate::error::exit;
 pub fn main(cli: Cli) -> u8 {
     let result = match cli.command {
         CliCommand::Run(args) => {
-            init_logging(args.verbose, args.quiet);
+            init_logging(args.options.verbose, args.options.quiet);
             if args.resume.is_some() {
                 super::resume::resume(&args)
             } else {
                 super::run::run(&args)
             }
         }
-        CliCommand::Plan {
-            job,
-            json,
-            allow_huge,
-        } => super::plan::plan(&job, json, allow_huge),
-        CliCommand::Validate { jobs } => Ok(super::show::validate(&jobs)),
+        CliCommand::Plan(args) => super::plan::plan(&args),
+        CliCommand::Validate { jobs, set } => Ok(super::show::validate(&jobs, &set)),
+        CliCommand::Rerun(args) => {
+            init_logging(args.run.verbose, args.run.quiet);
+            super::rerun::rerun(&args)
+        }
+        CliCommand::Diff { run_a, run_b } => super::diff::diff(&run_a, &run_b),
         CliCommand::Report {
             run_dir,
             json,

@@ -1,7 +1,9 @@
 //! The subcommands: each wires the stages together and returns an exit code.
 
+mod diff;
 mod dispatch;
 mod plan;
+mod rerun;
 mod resume;
 mod run;
 mod show;

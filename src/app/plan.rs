@@ -1,33 +1,49 @@
 //! `poolrun plan`: the task list, exactly as `run` would execute it.
 
+use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::cli::PlanArgs;
 use crate::error::{Error, exit};
 use crate::job::{self, HUGE_PLAN, Job, Overrides};
-use crate::plan::{Plan, RunInfo, Task};
+use crate::plan::{Plan, RunInfo, Task, TaskItems};
+use crate::report::TaskRecord;
 
-/// One task as `poolrun plan --json` prints it.
+/// One task as `poolrun plan --json` prints it: a report row's plan fields.
 #[derive(Serialize)]
-struct PlannedTask<'a> {
+struct PlannedTask {
     id: u64,
-    start: i64,
-    last: i64,
-    end: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<i64>,
     count: u64,
-    command: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    items: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    params: BTreeMap<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    content_key: String,
+    command: Vec<String>,
     cwd: String,
 }
 
-pub(super) fn plan(path: &Path, json: bool, allow_huge: bool) -> Result<u8, Error> {
-    let job = Arc::new(job::load(path, &Overrides::default())?);
-    check_size(&job, allow_huge)?;
+pub(super) fn plan(args: &PlanArgs) -> Result<u8, Error> {
+    let overrides = Overrides {
+        set: args.set.clone(),
+        ..Overrides::default()
+    };
+    let job = Arc::new(job::load(&args.job, &overrides)?);
+    check_size(&job, args.allow_huge)?;
     let plan = Plan::new(Arc::clone(&job), RunInfo::new(&job));
     let mut out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
-    let written = if json {
+    let written = if args.json {
         plan_json(&plan, &mut out)
     } else {
         plan_table(&plan, &mut out)
@@ -52,53 +68,90 @@ fn plan_json(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
     out.write_all(if plan.is_empty() { b"]\n" } else { b"\n]\n" })
 }
 
-fn planned(task: &Task) -> PlannedTask<'_> {
+fn planned(task: &Task) -> PlannedTask {
+    let row = TaskRecord::not_run(task);
     PlannedTask {
-        id: task.id.0,
-        start: task.start,
-        last: task.last,
-        end: task.end,
-        count: task.count,
-        command: &task.argv,
+        id: row.id,
+        start: row.start,
+        last: row.last,
+        end: row.end,
+        count: row.count,
+        items: row.items,
+        params: row.params,
+        seed: row.seed,
+        content_key: row.content_key,
+        command: row.command,
         cwd: task.cwd.display().to_string(),
     }
 }
 
 fn plan_table(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
     let job = plan.job();
+    let over = match &job.source {
+        Some(source) => format!("{} items from [{}]", source.items(), source.table()),
+        None => "no items".to_owned(),
+    };
+    let combos = job
+        .matrix
+        .as_ref()
+        .map(|m| format!(" x {} matrix combinations", m.combos.len()))
+        .unwrap_or_default();
     crate::console::line(&format!(
-        "{}: {} tasks over {} items, {} at once",
+        "{}: {} tasks over {over}{combos}, {} at once",
         job.name,
         plan.len(),
-        job.range.items,
         job.pool.processes
     ));
-    writeln!(
-        out,
-        "{:>6} {:>12} {:>12} {:>8}  command",
-        "id", "start", "last", "count"
-    )?;
+    writeln!(out, "{:>6}  {:<24}  command", "id", "items")?;
     for task in plan.tasks_unkeyed() {
         let command = match task.argv.as_slice() {
-            [sh, c, script] if sh == "/bin/sh" && c == "-c" => script.clone(),
-            argv => argv.join(" "),
+            [sh, c, script] if sh == "/bin/sh" && c == "-c" => {
+                script.to_string_lossy().into_owned()
+            }
+            _ => task.argv_text().join(" "),
         };
-        writeln!(
-            out,
-            "{:>6} {:>12} {:>12} {:>8}  {command}",
-            task.id, task.start, task.last, task.count
-        )?;
+        writeln!(out, "{:>6}  {:<24}  {command}", task.id, describe(&task))?;
     }
     Ok(())
 }
 
+/// A task's items and parameters in a few words: `0..199 (200)`, `a.csv`, `lr=0.1 model=small`.
+fn describe(task: &Task) -> String {
+    let mut text = match &task.items {
+        TaskItems::None => String::new(),
+        TaskItems::Range {
+            start, last, count, ..
+        } if *count == 1 => format!("{start}"),
+        TaskItems::Range {
+            start, last, count, ..
+        } => format!("{start}..{last} ({count})"),
+        TaskItems::List(items) => {
+            let shown = |i: &Vec<u8>| String::from_utf8_lossy(i).into_owned();
+            match items.as_slice() {
+                [one] => shown(one),
+                [first, .., last] => format!("{}..{} ({})", shown(first), shown(last), items.len()),
+                [] => String::new(),
+            }
+        }
+    };
+    for param in task.params.iter().flat_map(|c| c.params()) {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&param.key);
+        text.push('=');
+        text.push_str(&param.text);
+    }
+    text
+}
+
 /// Refuses a plan of more than `HUGE_PLAN` tasks without `--allow-huge`.
 pub(super) fn check_size(job: &Job, allow_huge: bool) -> Result<(), Error> {
-    let tasks = job.range.tasks();
+    let tasks = job.tasks();
     if tasks > HUGE_PLAN && !allow_huge {
         return Err(Error::Usage(format!(
             "{}: the plan has {tasks} tasks, more than 10^9; set a larger `chunk-size`, or pass --allow-huge if you mean it",
-            job.source.path.display()
+            job.origin.path.display()
         )));
     }
     Ok(())

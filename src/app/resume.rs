@@ -7,19 +7,37 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
+
 use crate::app::run;
 use crate::cli::RunArgs;
 use crate::error::Error;
-use crate::exec::{LocalPool, tail};
-use crate::job::{self, Job};
+use crate::exec::{LocalPool, SignalWatch, tail};
+use crate::job::{self, Job, Overrides, Source, overrides, read_input};
 use crate::plan::{Plan, RunInfo};
 use crate::report::{ReportError, RunDir, RunState, TaskRecord};
 
 pub(super) fn resume(args: &RunArgs) -> Result<u8, Error> {
-    let (signals, job) = run::prepare(args)?;
-    let (job, signals) = (&job, &signals);
+    let signals = SignalWatch::install()?;
+    let signals = &signals;
+    if args.options.run_dir.is_some() {
+        return Err(Error::Usage(
+            "--run-dir cannot be used with --resume: a resumed run keeps its directory".into(),
+        ));
+    }
+    let mut overrides = run::overrides(&args.options, &args.set);
     let target = args.resume.as_deref().unwrap_or(Path::new("latest"));
-    let dir = RunDir::open(resolve(job, target)?)?;
+    let path = if target == Path::new("latest") {
+        // Only the job's run directory is needed to find its latest run, not its items.
+        let locating = Overrides {
+            snapshot: Some(Arc::default()),
+            ..overrides.clone()
+        };
+        resolve(&job::load(&args.job, &locating)?, target)?
+    } else {
+        resolve_path(target)?
+    };
+    let dir = RunDir::open(path)?;
     if !dir.journal_path().is_file() {
         return Err(Error::Usage(format!(
             "{} is not a poolrun run directory: it has no journal.jsonl",
@@ -29,18 +47,29 @@ pub(super) fn resume(args: &RunArgs) -> Result<u8, Error> {
     // Everything about the run is checked before anything is locked, changed or killed: a
     // wrong job file must not touch another job's run.
     let peek = RunState::read(&dir.path)?;
-    let run_id = peek
-        .first
-        .as_ref()
-        .map(|f| f.run_id.clone())
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "{}: the journal records no run to resume",
-                dir.path.display()
-            ))
-        })?;
+    let first = peek.first.as_ref().ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: the journal records no run to resume",
+            dir.path.display()
+        ))
+    })?;
+    let run_id = first.run_id.clone();
+    let recorded = first.provenance.as_deref();
+    // The items are the run's snapshot, never the input as it is now.
+    let snapshot = recorded
+        .and_then(|p| p.inputs.first())
+        .map(|input| input.sha256.clone());
+    if let Some(sha256) = &snapshot {
+        overrides.snapshot = Some(Arc::new(dir.read_snapshot(sha256)?));
+    }
+    let job = &Arc::new(job::load(&args.job, &overrides)?);
+    super::plan::check_size(job, args.options.allow_huge)?;
     check_same_job(job, &dir, &peek)?;
-    let changes = check_job_unchanged(job, &dir, args.force)?;
+    let recorded_set = recorded.map(|p| p.set.clone()).unwrap_or_default();
+    let changes = check_job_unchanged(job, &dir, &recorded_set, args.force)?;
+    if let Some(sha256) = &snapshot {
+        note_live_input(job, sha256);
+    }
     let root = dir.path.parent().unwrap_or(Path::new("/"));
     let _lock = run::lock(job, root, &run_id, signals)?;
     // Read again under the lock: a run that held it may have written more.
@@ -79,7 +108,47 @@ pub(super) fn resume(args: &RunArgs) -> Result<u8, Error> {
         }
         _ => {}
     }
-    run::execute(&plan, &dir, &state, carried, args, signals)
+    run::execute(
+        &plan,
+        &dir,
+        &state,
+        carried,
+        snapshot.as_deref(),
+        &args.options,
+        signals,
+    )
+}
+
+/// Says so when the input a snapshotted source was read from is not what the run read: the
+/// resumed run goes on with the run's snapshot either way.
+fn note_live_input(job: &Job, sha256: &str) {
+    let Some(source) = &job.source else { return };
+    let what = match source {
+        Source::Lines(lines) => lines.file.as_ref().map_or_else(
+            || "stdin".to_owned(),
+            |f| format!("[lines] file {}", f.display()),
+        ),
+        Source::Glob(glob) => format!("[glob] {:?}", glob.pattern),
+        _ => return,
+    };
+    let items = source.items();
+    match read_input::live(source) {
+        None => tracing::info!(
+            "{what} was read when the run started; resuming from the run's snapshot of {items} items"
+        ),
+        Some(Err(e)) => tracing::warn!(
+            "{what} cannot be read now ({e}); resuming from the run's snapshot of {items} items"
+        ),
+        Some(Ok(live)) => {
+            let now = job::hex(&Sha256::digest(live.bytes()));
+            if now != sha256 {
+                tracing::warn!(
+                    "{what} changed since the run ({} items now, {items} then); resuming from the run's snapshot of {items} items",
+                    live.len()
+                );
+            }
+        }
+    }
 }
 
 /// Refuses (exit 2) to resume a run of another job: the job's name decides which lock guards
@@ -120,25 +189,46 @@ fn resolve(job: &Job, target: &Path) -> Result<PathBuf, Error> {
     } else {
         target.to_owned()
     };
-    fs::canonicalize(&dir)
-        .map_err(|e| Error::Usage(format!("cannot resume {}: {e}", dir.display())))
+    resolve_path(&dir)
 }
 
-/// Refuses (exit 2) to resume with a job file that differs from the run's copy, saying what
-/// changed, unless forced; returns the changes to keep when forced. Reads only.
-fn check_job_unchanged(job: &Job, dir: &RunDir, force: bool) -> Result<Option<String>, Error> {
+fn resolve_path(dir: &Path) -> Result<PathBuf, Error> {
+    fs::canonicalize(dir).map_err(|e| Error::Usage(format!("cannot resume {}: {e}", dir.display())))
+}
+
+/// Refuses (exit 2) to resume with a job file or `--set` values that differ from the run's,
+/// saying what changed, unless forced; returns the job file's changes to keep when forced.
+/// Reads only.
+fn check_job_unchanged(
+    job: &Job,
+    dir: &RunDir,
+    recorded_set: &[String],
+    force: bool,
+) -> Result<Option<String>, Error> {
     let (old_text, old_sha) = job::read_text(&dir.job_copy_path())?;
-    if old_sha == job.source.sha256 {
+    let set_drift = overrides::drift(recorded_set, &job.set);
+    let file_changed = old_sha != job.origin.sha256;
+    if !file_changed && set_drift.is_empty() {
         return Ok(None);
     }
-    let changes = describe_changes(&old_text, &job.source.text);
+    let mut changes = Vec::new();
+    if file_changed {
+        changes.push(describe_changes(&old_text, &job.origin.text));
+    }
+    changes.extend(set_drift);
+    let changes = changes.join("\n");
     if !force {
+        let what = if file_changed {
+            "the job file changed"
+        } else {
+            "the --set values differ from the run's"
+        };
         return Err(Error::Usage(format!(
-            "the job file changed since the run in {}:\n{changes}\nresume with --force to run it anyway: tasks whose command, cwd, env or chunk changed run again",
+            "{what} since the run in {}:\n{changes}\nresume with the run's job file and --set values, or with --force to run it anyway: tasks whose command, cwd, env, items or parameters changed run again",
             dir.path.display()
         )));
     }
-    Ok(Some(changes))
+    Ok(file_changed.then_some(changes))
 }
 
 /// With `--force`: keeps the run's old copy of the job file beside the new one.
@@ -148,7 +238,7 @@ fn keep_old_job_file(job: &Job, dir: &RunDir, changes: &str) -> Result<(), Error
     let (_, old_sha) = job::read_text(&copy)?;
     let kept = dir.path.join(format!("job.{}.toml", &old_sha[..12]));
     fs::rename(&copy, &kept).map_err(ReportError::io("keep the old job file as", &kept))?;
-    crate::report::secure::write_new(&copy, job.source.text.as_bytes())
+    crate::report::secure::write_new(&copy, job.origin.text.as_bytes())
         .map_err(ReportError::io("copy the job file to", &copy))?;
     Ok(())
 }

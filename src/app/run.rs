@@ -7,12 +7,13 @@ use std::time::{Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, RunOptions};
 use crate::error::{Error, exit};
 use crate::exec::{Dispatch, LocalPool, PoolEnd, SignalWatch, StopReason, TaskOutcome, TaskStatus};
 use crate::job::policy::Overlap;
 use crate::job::{self, Job, Overrides};
 use crate::plan::{Plan, RunInfo};
+use crate::report::Provenance;
 use crate::report::journal::{Record, RunFinished, RunStarted};
 use crate::report::model::timestamp;
 use crate::report::{
@@ -24,27 +25,37 @@ use signal_hook::consts::SIGINT;
 /// Failure lines logged before the rest are left to the report, so cron mail stays short.
 const MAX_FAILURE_LINES: u64 = 20;
 
-/// What every run and resume starts with: the signal handlers, then the job.
-pub(super) fn prepare(args: &RunArgs) -> Result<(SignalWatch, Arc<Job>), Error> {
-    // Before anything is made on disk: from here on a signal is noted and acted on, never the
-    // default death that would leave a half-made run behind.
-    let signals = SignalWatch::install()?;
-    let overrides = Overrides {
-        processes: args.processes.clone(),
-        timeout: args.timeout,
-        run_dir: args.run_dir.clone(),
-    };
-    let job = Arc::new(job::load(&args.job, &overrides)?);
-    super::plan::check_size(&job, args.allow_huge)?;
-    Ok((signals, job))
+/// The job-file overrides of a command line.
+pub(super) fn overrides(options: &RunOptions, set: &[String]) -> Overrides {
+    Overrides {
+        processes: options.processes.clone(),
+        timeout: options.timeout,
+        run_dir: options.run_dir.clone(),
+        set: set.to_vec(),
+        ..Overrides::default()
+    }
 }
 
 /// A fresh run.
 pub(super) fn run(args: &RunArgs) -> Result<u8, Error> {
-    let (signals, job) = prepare(args)?;
+    // Before anything is made on disk: from here on a signal is noted and acted on, never the
+    // default death that would leave a half-made run behind.
+    let signals = SignalWatch::install()?;
+    let job = Arc::new(job::load(&args.job, &overrides(&args.options, &args.set))?);
+    start(job, &signals, &args.options)
+}
+
+/// Runs `job` as a new run: its run directory, with the job file's copy and the input
+/// snapshot, then every task.
+pub(super) fn start(
+    job: Arc<Job>,
+    signals: &SignalWatch,
+    options: &RunOptions,
+) -> Result<u8, Error> {
+    super::plan::check_size(&job, options.allow_huge)?;
     let run = RunInfo::new(&job);
     let root = RunDir::prepare_root(&run)?;
-    let _lock = lock(&job, &root, &run.id, &signals)?;
+    let _lock = lock(&job, &root, &run.id, signals)?;
     if let Some(signal) = signals.last() {
         return Err(Error::Interrupted {
             signal,
@@ -52,14 +63,22 @@ pub(super) fn run(args: &RunArgs) -> Result<u8, Error> {
         });
     }
     let dir = RunDir::create(&run, &job)?;
+    let snapshot = match job.source.as_ref().filter(|s| s.is_snapshotted()) {
+        Some(source) => {
+            let list = source.list().expect("snapshotted sources are lists");
+            Some(dir.write_snapshot(list.items.bytes())?)
+        }
+        None => None,
+    };
     let plan = Plan::new(job, run);
     execute(
         &plan,
         &dir,
         &RunState::default(),
         BTreeMap::new(),
-        args,
-        &signals,
+        snapshot.as_deref(),
+        options,
+        signals,
     )
 }
 
@@ -105,13 +124,15 @@ pub(super) fn execute(
     dir: &RunDir,
     state: &RunState,
     carried: BTreeMap<u64, TaskRecord>,
-    args: &RunArgs,
+    snapshot: Option<&str>,
+    options: &RunOptions,
     signals: &SignalWatch,
 ) -> Result<u8, Error> {
     let job = plan.job();
     let session = Session {
         started_at: SystemTime::now(),
         clock: Instant::now(),
+        provenance: Provenance::collect(job, snapshot),
     };
     let resumed = state.first.is_some();
     let containment = LocalPool::contain(plan);
@@ -121,15 +142,16 @@ pub(super) fn execute(
         at: timestamp(session.started_at),
         run_id: plan.run().id.clone(),
         job: Some(job.name.clone()),
-        job_file: job.source.absolute.display().to_string(),
+        job_file: job.origin.absolute.display().to_string(),
         base_dir: Some(job.base_dir.display().to_string()),
-        job_sha256: job.source.sha256.clone(),
+        job_sha256: job.origin.sha256.clone(),
         tasks: plan.len(),
         processes: job.pool.processes.get(),
         resumed,
         pid: std::process::id(),
         token: Some(identity.token),
         cgroup: identity.cgroup.map(|c| c.display().to_string()),
+        provenance: Some(Box::new(session.provenance.clone())),
     }))?;
     let done_before = carried.len() as u64;
     let writer = ReportWriter::create(&dir.report_path(), &job_record(job), carried)?;
@@ -140,7 +162,7 @@ pub(super) fn execute(
         job.pool.processes,
         dir.path.display()
     );
-    let progress = progress_bar(plan.len(), args.quiet);
+    let progress = progress_bar(plan.len(), options.quiet);
     progress.inc(done_before);
     let mut failures_logged = 0;
     let mut recorder = Recorder::new(journal, writer, |outcome: &TaskOutcome, retry: bool| {
@@ -181,15 +203,16 @@ pub(super) fn execute(
         &end,
         &session,
         wall_seconds,
-        args,
+        options,
         signals,
     )
 }
 
-/// When this session of a run began.
+/// When this session of a run began, and on what.
 struct Session {
     started_at: SystemTime,
     clock: Instant,
+    provenance: Provenance,
 }
 
 /// Writes the report, then records in the journal that the run ended, then says how it went.
@@ -205,7 +228,7 @@ fn finish(
     end: &PoolEnd<ReportError>,
     session: &Session,
     wall_seconds: f64,
-    args: &RunArgs,
+    options: &RunOptions,
     signals: &SignalWatch,
 ) -> Result<u8, Error> {
     let job = plan.job();
@@ -229,6 +252,7 @@ fn finish(
         processes: job.pool.processes.get(),
         status,
         leaked: end.swept,
+        provenance: Some(session.provenance.clone()),
     };
     // A signal that arrives while the report is written (a huge plan's `not_run` rows) stops
     // the writing; the journal holds everything, and `poolrun report` rebuilds the report.
@@ -246,7 +270,7 @@ fn finish(
         status,
         leaked: end.swept,
     }))?;
-    if !args.quiet || !summary.all_succeeded() || stop.is_some() {
+    if !options.quiet || !summary.all_succeeded() || stop.is_some() {
         crate::console::line(&render::summary_line(
             &job.name,
             &summary,
@@ -270,8 +294,9 @@ pub(super) fn host() -> String {
 pub(super) fn job_record(job: &Job) -> JobRecord {
     JobRecord {
         name: job.name.clone(),
-        file: job.source.absolute.display().to_string(),
-        sha256: job.source.sha256.clone(),
+        file: job.origin.absolute.display().to_string(),
+        sha256: job.origin.sha256.clone(),
+        set: job.set.clone(),
     }
 }
 

@@ -7,17 +7,21 @@ use std::sync::Arc;
 use crate::app::run::{host, job_record};
 use crate::error::{Error, exit};
 use crate::exec::tail;
-use crate::job::{self, Overrides};
+use crate::job::{self, Job, Overrides};
 use crate::plan::{Plan, RunInfo};
 use crate::report::{
-    self, ReportError, ReportWriter, RunDir, RunLock, RunRecord, RunState, RunStatus, TaskRecord,
-    render,
+    self, Provenance, ReportError, ReportWriter, RunDir, RunLock, RunRecord, RunState, RunStatus,
+    TaskRecord, render,
 };
 
-pub(super) fn validate(paths: &[PathBuf]) -> u8 {
+pub(super) fn validate(paths: &[PathBuf], set: &[String]) -> u8 {
     let mut code = exit::SUCCESS;
+    let overrides = Overrides {
+        set: set.to_vec(),
+        ..Overrides::default()
+    };
     for path in paths {
-        if let Err(e) = job::load(path, &Overrides::default()) {
+        if let Err(e) = job::load(path, &overrides) {
             Error::from(e).print();
             code = exit::USAGE;
         }
@@ -73,10 +77,15 @@ fn rebuild(path: &Path) -> Result<(), Error> {
         .base_dir
         .as_deref()
         .map_or_else(|| original.parent().unwrap_or(Path::new("/")), Path::new);
-    let job = Arc::new(job::load_copy(
-        &path.join("job.toml"),
+    let provenance = last.provenance.as_deref();
+    let dir = RunDir {
+        path: std::fs::canonicalize(path).map_err(ReportError::unreadable(path))?,
+    };
+    let job = Arc::new(load_run_job(
+        &dir,
         original,
         base_dir,
+        provenance,
         &Overrides::default(),
     )?);
     let root = path.parent().unwrap_or(Path::new("/"));
@@ -96,9 +105,6 @@ fn rebuild(path: &Path) -> Result<(), Error> {
         "rebuilding the report of {} from its journal",
         path.display()
     );
-    let dir = RunDir {
-        path: std::fs::canonicalize(path).map_err(ReportError::unreadable(path))?,
-    };
     let plan = Plan::new(
         Arc::clone(&job),
         RunInfo {
@@ -150,7 +156,35 @@ fn rebuild(path: &Path) -> Result<(), Error> {
         processes: last.processes,
         status,
         leaked: state.ended.as_ref().map_or(0, |e| e.leaked),
+        provenance: provenance.cloned(),
     };
     writer.finish(&plan, &record, state.seconds(), &|| false)?;
     Ok(())
+}
+
+/// The job a run ran: its copy of the job file, as if still at `original` with relative paths
+/// from `base_dir`, with the run's `--set` values and its input snapshot (`extra` adds
+/// command-line settings that do not change what runs).
+pub(super) fn load_run_job(
+    dir: &RunDir,
+    original: &Path,
+    base_dir: &Path,
+    provenance: Option<&Provenance>,
+    extra: &Overrides,
+) -> Result<Job, Error> {
+    let snapshot = match provenance.and_then(|p| p.inputs.first()) {
+        Some(input) => Some(Arc::new(dir.read_snapshot(&input.sha256)?)),
+        None => None,
+    };
+    let overrides = Overrides {
+        set: provenance.map(|p| p.set.clone()).unwrap_or_default(),
+        snapshot,
+        ..extra.clone()
+    };
+    Ok(job::load_copy(
+        &dir.job_copy_path(),
+        original,
+        base_dir,
+        &overrides,
+    )?)
 }

@@ -109,7 +109,7 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
         .as_ref()
         .map_or((None, None), |s| unix::status_parts(*s));
     let (status, error) = classify(&status, timed_out, cancelled, ctx.timeout);
-    let (stdout_bytes, stderr_bytes, stderr_tail) = collect_output(&out, &err);
+    let (stdout_bytes, stdout_sha256, stderr_bytes, stderr_tail) = collect_output(&out, &err);
     TaskOutcome {
         task,
         status,
@@ -123,6 +123,7 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
         terminated_at,
         has_output: true,
         stdout_bytes,
+        stdout_sha256,
         stderr_bytes,
         stderr_tail,
         leaked,
@@ -156,19 +157,22 @@ fn child_setup(slot: Option<&SlotCgroup>, ctx: &Context<'_>) -> ChildSetup {
     }
 }
 
-/// The sizes of the attempt's outputs and the tail of its stderr; names the outputs that are
-/// not empty.
-fn collect_output(out: &Output, err: &Output) -> (u64, u64, String) {
+/// The sizes of the attempt's outputs, the hash of its stdout and the tail of its stderr; names
+/// the outputs that are not empty.
+fn collect_output(out: &Output, err: &Output) -> (u64, Option<String>, u64, String) {
     let stdout_bytes = out.finish().unwrap_or_else(|e| {
         tracing::warn!("cannot keep a task's stdout: {e}");
         0
+    });
+    let stdout_sha256 = out.sha256(stdout_bytes).map_err(|e| {
+        tracing::warn!("cannot hash a task's stdout: {e}");
     });
     let stderr_bytes = err.finish().unwrap_or_else(|e| {
         tracing::warn!("cannot keep a task's stderr: {e}");
         0
     });
     let tail = err.tail(stderr_bytes).unwrap_or_default();
-    (stdout_bytes, stderr_bytes, tail)
+    (stdout_bytes, stdout_sha256.ok(), stderr_bytes, tail)
 }
 
 /// Should poolrun itself fail while a task runs, the task's group is killed and reaped rather than
@@ -266,10 +270,7 @@ fn command(
         .env(TOKEN_VARIABLE, ctx.containment.token())
         .env("POOLRUN_RUN_DIR", ctx.run_dir)
         .env("POOLRUN_TASK_ID", task.id.to_string())
-        .env("POOLRUN_START", task.start.to_string())
-        .env("POOLRUN_LAST", task.last.to_string())
-        .env("POOLRUN_END", task.end.to_string())
-        .env("POOLRUN_COUNT", task.count.to_string())
+        .envs(task.variables())
         .env("POOLRUN_ATTEMPT", attempt.to_string())
         .stdin(Stdio::null())
         .stdout(output.0)
@@ -371,6 +372,7 @@ fn not_started(
         terminated_at: None,
         has_output,
         stdout_bytes: 0,
+        stdout_sha256: None,
         stderr_bytes: 0,
         stderr_tail: String::new(),
         leaked: 0,
@@ -380,7 +382,7 @@ fn not_started(
 
 /// Says why a task could not start, naming the thing that was missing.
 fn spawn_error(task: &Task, e: &io::Error) -> String {
-    let program = &task.argv[0];
+    let program = &task.argv[0].to_string_lossy().into_owned();
     if !task.cwd.is_dir() {
         return format!(
             "cannot start `{program}`: working directory {} does not exist",

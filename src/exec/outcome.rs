@@ -66,6 +66,8 @@ pub struct TaskOutcome {
     pub has_output: bool,
     /// Bytes written to stdout.
     pub stdout_bytes: u64,
+    /// Hex SHA-256 of stdout; `None` when the attempt never ran.
+    pub stdout_sha256: Option<String>,
     /// Bytes written to stderr.
     pub stderr_bytes: u64,
     /// The last 4 KiB of stderr, lossily decoded.

@@ -77,6 +77,24 @@ impl Output {
         Ok(len)
     }
 
+    /// Hex SHA-256 of the file's first `len` bytes (all a finished task wrote).
+    pub fn sha256(&self, len: u64) -> io::Result<String> {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        let mut buffer = vec![0; usize::try_from(len.min(64 * 1024)).unwrap_or(0)];
+        let mut at = 0;
+        while at < len {
+            let want = usize::try_from((len - at).min(buffer.len() as u64)).unwrap_or(0);
+            let n = self.file.read_at(&mut buffer[..want], at)?;
+            if n == 0 {
+                break;
+            }
+            hash.update(&buffer[..n]);
+            at += n as u64;
+        }
+        Ok(crate::job::hex(&hash.finalize()))
+    }
+
     /// The last `STDERR_TAIL_BYTES` of the file, lossily decoded.
     pub fn tail(&self, len: u64) -> io::Result<String> {
         read_tail(&self.file, len)

@@ -34,8 +34,25 @@ pub struct JobFile {
     pub env_clear: Option<bool>,
     /// With `env-clear`: the variables passed on from poolrun's environment, e.g. `["PATH", "HOME"]`.
     pub env_pass: Option<Vec<String>>,
-    /// The items to run over, cut into chunks: one task per chunk.
-    pub range: RangeFile,
+    /// Integers to run over, cut into chunks: one task per chunk. A job has at most one item
+    /// source: `[range]`, `[values]`, `[lines]` or `[glob]`.
+    pub range: Option<RangeFile>,
+    /// Strings and numbers to run over, in order.
+    pub values: Option<ValuesFile>,
+    /// One item per line of a file (or of stdin, `"-"`).
+    pub lines: Option<LinesFile>,
+    /// The files matching a pattern, sorted byte-wise.
+    pub glob: Option<GlobFile>,
+    /// Parameters: every combination of their values runs every chunk of the source, like a CI
+    /// matrix, with `include` and `exclude` as GitHub Actions defines them.
+    pub matrix: Option<MatrixFile>,
+    /// The base of every task's `{seed}`, which is derived from it and the task's items and
+    /// parameters.
+    #[schemars(range(min = 0))]
+    pub seed: Option<i64>,
+    /// Environment variables whose values go into the report's provenance (no other value ever
+    /// does).
+    pub record_env: Option<Vec<String>>,
     /// How tasks run.
     #[serde(default)]
     pub pool: PoolFile,
@@ -57,6 +74,77 @@ pub struct RangeFile {
     /// Items per task; default 1.
     #[schemars(range(min = 1))]
     pub chunk_size: Option<i64>,
+}
+
+/// `[values]`: the items, in order.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ValuesFile {
+    /// Strings and numbers; each is one item.
+    #[schemars(with = "Vec<Scalar>")]
+    pub items: Vec<toml::Value>,
+    /// Items per task; default 1.
+    #[schemars(range(min = 1))]
+    pub chunk_size: Option<i64>,
+}
+
+/// `[lines]`: one item per line.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LinesFile {
+    /// The file, relative to the job file's folder, or `"-"` for stdin. `\n` or `\r\n` ends a
+    /// line; empty lines are skipped.
+    pub file: String,
+    /// Items per task; default 1.
+    #[schemars(range(min = 1))]
+    pub chunk_size: Option<i64>,
+}
+
+/// `[glob]`: the matching files.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GlobFile {
+    /// A pattern such as `data/**/*.csv`, relative to the tasks' working directory; `*` and `?`
+    /// do not match `/` or a leading `.`. Matching nothing is an error.
+    #[schemars(length(min = 1))]
+    pub pattern: String,
+    /// Items per task; default 1.
+    #[schemars(range(min = 1))]
+    pub chunk_size: Option<i64>,
+}
+
+/// `[matrix]`: each key a parameter with its values; `include` and `exclude` as GitHub Actions.
+/// Checked key by key in `job::load`, which keeps the keys' order (the first is outermost).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct MatrixFile(#[schemars(with = "MatrixSchema")] pub toml::Table);
+
+/// The shape of `[matrix]`, for the schema.
+#[derive(JsonSchema)]
+#[allow(dead_code, reason = "only describes the schema")]
+struct MatrixSchema {
+    /// Combinations to extend, or to add when they match none.
+    include: Option<Vec<BTreeMap<String, Scalar>>>,
+    /// Combinations to remove: each entry removes every combination it matches.
+    exclude: Option<Vec<BTreeMap<String, Scalar>>>,
+    /// Each parameter's values.
+    #[serde(flatten)]
+    params: BTreeMap<String, Vec<Scalar>>,
+}
+
+/// A string, number or boolean: an item or a parameter value.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "only describes the schema")]
+enum Scalar {
+    /// Text.
+    String(String),
+    /// An integer.
+    Integer(i64),
+    /// A float.
+    Float(f64),
+    /// true or false.
+    Boolean(bool),
 }
 
 /// `[pool]`.

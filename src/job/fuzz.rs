@@ -11,7 +11,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use crate::job::{Overrides, parse};
-use crate::plan::{Plan, RunInfo, TaskId};
+use crate::plan::{Plan, RunInfo, TaskId, TaskItems};
 
 /// Keys, valid and not, that a job file might hold, by table.
 const TOP: &[&str] = &[
@@ -292,15 +292,20 @@ proptest! {
                 let job = Arc::new(job);
                 let run = RunInfo { id: "20260101T000000Z-0000".to_owned(), dir: "/tmp/poolrun-fuzz/run".into() };
                 let plan = Plan::new(Arc::clone(&job), run);
-                let range = job.range;
+                let Some(crate::job::Source::Range(range)) = job.source.clone() else {
+                    return Err(TestCaseError::fail("the fuzzed jobs have a range"));
+                };
                 prop_assert_eq!(plan.len(), range.items.div_ceil(range.chunk_size.get()));
                 let ids = [0, plan.len() / 2, plan.len().saturating_sub(1)];
                 for id in ids.into_iter().filter(|&id| id < plan.len()) {
                     let task = plan.task(TaskId(id));
-                    prop_assert!(task.count >= 1 && task.count <= range.chunk_size.get());
-                    let span = i128::from(task.count - 1) * i128::from(range.step);
-                    prop_assert_eq!(i128::from(task.last), i128::from(task.start) + span);
-                    prop_assert_eq!(i128::from(task.end), i128::from(task.last) + i128::from(range.step));
+                    let TaskItems::Range { start, last, end, count } = task.items else {
+                        return Err(TestCaseError::fail("a range task"));
+                    };
+                    prop_assert!(count >= 1 && count <= range.chunk_size.get());
+                    let span = i128::from(count - 1) * i128::from(range.step);
+                    prop_assert_eq!(i128::from(last), i128::from(start) + span);
+                    prop_assert_eq!(i128::from(end), i128::from(last) + i128::from(range.step));
                     prop_assert!(!task.argv.is_empty() && !task.argv[0].is_empty());
                 }
             }

@@ -2,18 +2,23 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use std::sync::Arc;
+
+use crate::job::chunk::ChunkValues;
 use crate::job::diagnostic::{self, Diagnostic, KeyPart};
 use crate::job::error::JobError;
 use crate::job::file::{CommandSpec, JobFile, Processes};
+use crate::job::load_source::PlacedTemplate;
+use crate::job::overrides::{self, Sets};
+use crate::job::source::{Items, Matrix, Source};
 use crate::job::suggest;
 use crate::job::template::{Placeholder, Template};
-use crate::job::{Command, Job, JobSource, Range};
+use crate::job::{Command, Job, JobSource};
 
 /// Job files larger than this are refused before parsing: no real job file comes close.
 const MAX_JOB_FILE_BYTES: u64 = 1 << 20;
@@ -40,12 +45,25 @@ pub struct Overrides {
     pub timeout: Option<Duration>,
     /// `--run-dir`, relative to the current directory.
     pub run_dir: Option<PathBuf>,
+    /// `--set KEY=VALUE` arguments, in order.
+    pub set: Vec<String>,
+    /// The items of a run's input snapshot, used instead of reading `[lines]` or `[glob]` again
+    /// (a resumed or rerun run).
+    pub snapshot: Option<Arc<Items>>,
+    /// Whether the job file itself came from stdin (which then cannot hold `[lines]` too).
+    pub job_from_stdin: bool,
 }
+
+/// What `poolrun run -` reads the job file from.
+pub const STDIN_PATH: &str = "/dev/stdin";
 
 /// Reads, parses and validates the job file at `path`. Relative paths in it start at its
 /// folder; for a job read from something that is not a regular file (`/dev/stdin`, a FIFO,
 /// `/dev/fd/N`) they start at the current directory, so runs never land next to a device.
+/// The path `-` is stdin.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Job, JobError> {
+    let stdin = path == Path::new("-");
+    let path = if stdin { Path::new(STDIN_PATH) } else { path };
     let read_error = |source| JobError::Read {
         path: path.to_owned(),
         source,
@@ -57,7 +75,15 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Job, JobError> {
     } else {
         std::env::current_dir().map_err(read_error)?
     };
-    from_text(path, &absolute, &base_dir, read, overrides)
+    let from_stdin = stdin
+        || ["/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"]
+            .iter()
+            .any(|p| path == Path::new(p));
+    let overrides = Overrides {
+        job_from_stdin: overrides.job_from_stdin || from_stdin,
+        ..overrides.clone()
+    };
+    from_text(path, &absolute, &base_dir, read, &overrides)
 }
 
 /// Loads the copy of a job file that a run directory keeps (`copy`), as if it were still the
@@ -93,17 +119,33 @@ fn from_text(
 ) -> Result<Job, JobError> {
     let JobText { text, sha256, .. } = read;
     let shown = path.display().to_string();
-    let file: JobFile = toml::from_str(&text).map_err(|e| serde_diagnostic(&shown, &text, &e))?;
+    let sets = Sets::parse(&overrides.set, text.len())?;
+    let file = deserialize(&shown, &text, &sets)?;
     let base_dir = base_dir.to_owned();
-    let source = JobSource {
+    let origin = JobSource {
         path: path.to_owned(),
         absolute: absolute.to_owned(),
         text,
         sha256,
     };
-    Validator { source }
+    Validator { origin, sets }
         .job(file, base_dir, overrides)
         .map_err(JobError::from)
+}
+
+/// The job file as written, with the `--set` values merged in.
+fn deserialize(shown: &str, text: &str, sets: &Sets) -> Result<JobFile, Box<Diagnostic>> {
+    use serde::Deserialize;
+    if sets.is_empty() {
+        return toml::from_str(text).map_err(|e| serde_diagnostic(shown, text, &e, sets));
+    }
+    let mut root =
+        toml::de::DeTable::parse(text).map_err(|e| serde_diagnostic(shown, text, &e, sets))?;
+    let span = root.span();
+    sets.merge_into(root.get_mut());
+    let root = toml::Spanned::new(span, root.into_inner());
+    JobFile::deserialize(toml::de::Deserializer::from(root))
+        .map_err(|e| serde_diagnostic(shown, text, &e, sets))
 }
 
 /// A job file's text as read.
@@ -221,8 +263,27 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Turns a `toml` error into a diagnostic with the key path found from its span.
-fn serde_diagnostic(file: &str, text: &str, error: &toml::de::Error) -> Box<Diagnostic> {
+fn serde_diagnostic(
+    file: &str,
+    text: &str,
+    error: &toml::de::Error,
+    sets: &Sets,
+) -> Box<Diagnostic> {
     let span = error.span();
+    if let Some((arg, local)) = span
+        .as_ref()
+        .filter(|s| s.start > text.len())
+        .and_then(|s| sets.locate(s))
+    {
+        return overrides::diagnostic(
+            arg,
+            Some(local),
+            error
+                .message()
+                .trim()
+                .replace("expected i64", "expected a 64-bit integer"),
+        );
+    }
     let message = error
         .message()
         .trim()
@@ -249,7 +310,7 @@ fn serde_diagnostic(file: &str, text: &str, error: &toml::de::Error) -> Box<Diag
     let help = unknown_field_help(&message).or_else(|| {
         let empty = text.trim().is_empty();
         empty.then(|| {
-            "a job file needs at least `command` and a `[range]` with `start` and `end`".to_owned()
+            "a job file needs at least `command` and an item source such as a `[range]` with `start` and `end`".to_owned()
         })
     });
     let message = if text.trim().is_empty() {
@@ -275,7 +336,8 @@ fn unknown_field_help(message: &str) -> Option<String> {
 pub(super) type Check<T> = Result<T, Box<Diagnostic>>;
 
 pub(super) struct Validator {
-    source: JobSource,
+    origin: JobSource,
+    sets: Sets,
 }
 
 impl Validator {
@@ -300,21 +362,40 @@ impl Validator {
                 }
             })
             .collect();
-        let text = &self.source.text;
+        if let Some((arg, span)) = self.sets.find(&parts) {
+            let span = match (span, inner) {
+                (Some(s), Some((offset, len))) => {
+                    Some(diagnostic::span_in_string(arg, s, offset, len))
+                }
+                (span, _) => span,
+            };
+            return overrides::diagnostic(arg, span, message);
+        }
+        let text = &self.origin.text;
         let mut span = diagnostic::span_of(text, &parts);
         if let (Some(s), Some((offset, len))) = (span.clone(), inner) {
             span = Some(diagnostic::span_in_string(text, s, offset, len));
         }
-        Diagnostic::new(&self.source.path.display().to_string(), text, span, message)
+        Diagnostic::new(&self.origin.path.display().to_string(), text, span, message)
             .with_key(diagnostic::render_path(&parts))
     }
 
-    fn template(&self, path: &[&str], text: &str, allowed: &[Placeholder]) -> Check<Template> {
+    fn template(&self, path: &[&str], text: &str, params: &[String]) -> Check<Template> {
+        self.template_of(path, text, &Placeholder::ALL, params)
+    }
+
+    fn template_of(
+        &self,
+        path: &[&str],
+        text: &str,
+        allowed: &[Placeholder],
+        params: &[String],
+    ) -> Check<Template> {
         if let Some(at) = text.find('\0') {
             let message = "a NUL character cannot be passed to a process".to_owned();
             return Err(self.error(path, Some((at, 1)), message));
         }
-        Template::parse(text, allowed).map_err(|e| {
+        Template::parse_with(text, allowed, params).map_err(|e| {
             self.error(path, Some((e.offset, e.len)), e.message)
                 .with_help(e.help)
         })
@@ -322,15 +403,27 @@ impl Validator {
 
     fn job(self, file: JobFile, base_dir: PathBuf, overrides: &Overrides) -> Check<Job> {
         let name = self.name(file.name.as_deref())?;
-        let command = self.command(&file.command)?;
+        let matrix = self.matrix(file.matrix.as_ref())?;
+        let params = matrix.as_ref().map(|m| m.keys.clone()).unwrap_or_default();
+        let command = self.command(&file.command, &params)?;
         let cwd = match &file.cwd {
-            Some(cwd) => Some(self.cwd(cwd, &base_dir)?),
+            Some(cwd) => Some(self.cwd(cwd, &base_dir, &params)?),
             None => None,
         };
-        let env = self.env(&file.env)?;
+        let env = self.env(&file.env, &params)?;
         let (env_clear, env_pass) = self.env_pass(&file)?;
-        let range = self.range(&file)?;
-        self.items_fit(&command, cwd.as_ref(), &env, range, &name)?;
+        let seed = self.seed(file.seed)?;
+        let record_env = self.record_env(file.record_env.as_ref())?;
+        let source = self.source(&file, &base_dir, cwd.as_ref(), overrides)?;
+        let templates = task_templates(&command, cwd.as_ref(), &env);
+        self.placeholders_have_values(&templates, source.as_ref(), seed)?;
+        self.items_fit(
+            &templates,
+            &command,
+            source.as_ref(),
+            matrix.as_ref(),
+            &name,
+        )?;
         let pool = self.pool(&file, overrides)?;
         let (report_base, report_dir) = match (&overrides.run_dir, &file.report.dir) {
             (Some(dir), _) => {
@@ -343,7 +436,7 @@ impl Validator {
             }
             (None, Some(dir)) => (
                 base_dir.clone(),
-                self.template(&["report", "dir"], dir, &Placeholder::RUN)?,
+                self.template_of(&["report", "dir"], dir, &Placeholder::RUN, &[])?,
             ),
             (None, None) => {
                 let template =
@@ -354,14 +447,18 @@ impl Validator {
         Ok(Job {
             name,
             description: file.description,
-            source: self.source,
+            origin: self.origin,
             base_dir,
             command,
             cwd,
             env,
             env_clear,
             env_pass,
-            range,
+            source,
+            matrix,
+            seed,
+            record_env,
+            set: overrides.set.clone(),
             pool,
             report_base,
             report_dir,
@@ -385,7 +482,7 @@ impl Validator {
             )),
             None => {
                 let stem = self
-                    .source
+                    .origin
                     .absolute
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
@@ -397,8 +494,8 @@ impl Validator {
                         "the file's stem {stem:?} cannot be a job name: it must be letters, digits, `.`, `_` and `-`"
                     );
                     Err(Diagnostic::new(
-                        &self.source.path.display().to_string(),
-                        &self.source.text,
+                        &self.origin.path.display().to_string(),
+                        &self.origin.text,
                         None,
                         message,
                     )
@@ -408,7 +505,7 @@ impl Validator {
         }
     }
 
-    fn command(&self, spec: &CommandSpec) -> Check<Command> {
+    fn command(&self, spec: &CommandSpec, params: &[String]) -> Check<Command> {
         match spec {
             CommandSpec::Shell(script) if script.trim().is_empty() => Err(self.error(
                 &["command"],
@@ -418,7 +515,7 @@ impl Validator {
             CommandSpec::Shell(script) => Ok(Command::Shell(self.template(
                 &["command"],
                 script,
-                &Placeholder::ALL,
+                params,
             )?)),
             CommandSpec::Argv(argv) if argv.is_empty() => Err(self.error(
                 &["command"],
@@ -434,17 +531,15 @@ impl Validator {
                 let templates = argv
                     .iter()
                     .enumerate()
-                    .map(|(i, arg)| {
-                        self.template(&["command", &format!("[{i}]")], arg, &Placeholder::ALL)
-                    })
+                    .map(|(i, arg)| self.template(&["command", &format!("[{i}]")], arg, params))
                     .collect::<Result<_, _>>()?;
                 Ok(Command::Argv(templates))
             }
         }
     }
 
-    fn cwd(&self, cwd: &str, base_dir: &Path) -> Check<Template> {
-        let template = self.template(&["cwd"], cwd, &Placeholder::ALL)?;
+    fn cwd(&self, cwd: &str, base_dir: &Path, params: &[String]) -> Check<Template> {
+        let template = self.template(&["cwd"], cwd, params)?;
         // A cwd that varies by task or run is checked when each task starts (spawn_failed); a
         // fixed one now, so a typo fails before anything runs.
         let joined = base_dir.join(template.literal_text().unwrap_or_default());
@@ -457,7 +552,11 @@ impl Validator {
         Ok(template)
     }
 
-    fn env(&self, env: &BTreeMap<String, String>) -> Check<Vec<(String, Template)>> {
+    fn env(
+        &self,
+        env: &BTreeMap<String, String>,
+        params: &[String],
+    ) -> Check<Vec<(String, Template)>> {
         env.iter()
             .map(|(name, value)| {
                 if name.is_empty() || name.contains(['=', '\0']) {
@@ -466,7 +565,7 @@ impl Validator {
                 if value.contains('\0') {
                     return Err(self.error(&["env", name], None, "an environment value cannot contain NUL".into()));
                 }
-                Ok((name.clone(), self.template(&["env", name], value, &Placeholder::ALL)?))
+                Ok((name.clone(), self.template(&["env", name], value, params)?))
             })
             .collect()
     }
@@ -493,56 +592,74 @@ impl Validator {
         Ok((clear, pass))
     }
 
-    /// `{items}` puts a whole chunk on one command line (or in one variable): the chunk must fit
-    /// in poolrun's memory, and each value it is in must fit in the one argument or environment
-    /// string the kernel passes to a program (`MAX_ARG_STRLEN`). The largest values are those of
-    /// the chunks at the range's ends (the items of largest magnitude) and of a short last one.
+    /// `{items}` puts a whole chunk on one command line (or in one variable), and `{item}` a
+    /// whole item: the chunk must fit in poolrun's memory, and each value it is in must fit in
+    /// the one argument or environment string the kernel passes to a program (`MAX_ARG_STRLEN`).
+    /// The largest values are those of the chunks with the longest items: for a range, the
+    /// chunks at its ends (the items of largest magnitude) and a short last one; for a list,
+    /// the chunk with the most bytes.
     fn items_fit(
         &self,
+        templates: &[PlacedTemplate<'_>],
         command: &Command,
-        cwd: Option<&Template>,
-        env: &[(String, Template)],
-        range: Range,
+        source: Option<&Source>,
+        matrix: Option<&Matrix>,
         name: &str,
     ) -> Check<()> {
-        let chunk = range.chunk_size.get();
-        let templates: Vec<(Vec<String>, &Template)> = match command {
-            Command::Shell(t) => vec![(vec!["command".to_owned()], t)],
-            Command::Argv(args) => args
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (vec!["command".to_owned(), format!("[{i}]")], t))
-                .collect(),
-        }
-        .into_iter()
-        .chain(cwd.map(|t| (vec!["cwd".to_owned()], t)))
-        .chain(
-            env.iter()
-                .map(|(k, t)| (vec!["env".to_owned(), k.clone()], t)),
-        )
-        .collect();
+        let Some(source) = source else {
+            return Ok(());
+        };
+        let chunk = source.chunk_size().get();
         let help = || {
             Some(
                 "use a smaller `chunk-size`, or pass the bounds with `{start}` and `{last}`"
                     .to_owned(),
             )
         };
-        let tasks = range.tasks();
+        let tasks = source.chunks();
+        let candidates: Vec<u64> = match source.list() {
+            None => [0, tasks.saturating_sub(2), tasks.saturating_sub(1)]
+                .into_iter()
+                .filter(|&i| i < tasks)
+                .collect(),
+            Some(list) => {
+                let widest = (0..tasks).max_by_key(|&i| {
+                    let mut bytes = 0;
+                    source.chunk(i).each(&mut |_, item| bytes += item.len() + 3);
+                    let _ = list;
+                    bytes
+                });
+                widest.into_iter().collect()
+            }
+        };
+        // The combination with the longest values.
+        let combo = matrix.and_then(|m| {
+            m.combos
+                .iter()
+                .max_by_key(|c| c.params().map(|p| p.text.len()).sum::<usize>())
+        });
         // A run id is always this long: `20261126T185216Z-3f9a`.
         let run_id = "00000000T000000Z-0000";
-        for (path, template) in templates.iter().filter(|(_, t)| t.uses(Placeholder::Items)) {
+        let uses_items = |t: &Template| t.uses(Placeholder::Items) || t.uses(Placeholder::Item);
+        for (path, template) in templates.iter().filter(|(_, t)| uses_items(t)) {
             let path: Vec<&str> = path.iter().map(String::as_str).collect();
-            if chunk > MAX_ITEMS_CHUNK {
+            if chunk > MAX_ITEMS_CHUNK && template.uses(Placeholder::Items) {
                 let message = format!(
                     "`{{items}}` with chunk-size = {chunk} puts {chunk} items in one value; at most {MAX_ITEMS_CHUNK} fit"
                 );
                 return Err(self.error(&path, None, message).with_help(help()));
             }
-            let widest = [0, tasks.saturating_sub(2), tasks.saturating_sub(1)]
-                .into_iter()
-                .filter(|&i| i < tasks)
-                .map(|i| {
-                    let values = range.chunk(i, name, run_id);
+            let widest = candidates
+                .iter()
+                .map(|&i| {
+                    let values = ChunkValues {
+                        id: i,
+                        chunk: source.chunk(i),
+                        combo: combo.map(AsRef::as_ref),
+                        seed: Some(u64::MAX),
+                        name,
+                        run_id,
+                    };
                     let value = match (path[0], command) {
                         ("command", Command::Shell(_)) => template.render_shell(&values),
                         _ => template.render(&values),
@@ -557,72 +674,42 @@ impl Validator {
                 })
                 .max();
             if let Some((bytes, id)) = widest.filter(|&(bytes, _)| bytes > MAX_ARG_BYTES) {
+                let what = if chunk > 1 {
+                    format!("`{{items}}` with chunk-size = {chunk}")
+                } else {
+                    "its item".to_owned()
+                };
                 let message = format!(
-                    "`{{items}}` with chunk-size = {chunk} makes task {id}'s value {bytes} bytes long; the kernel passes at most {MAX_ARG_BYTES} bytes in one argument or environment variable"
+                    "{what} makes chunk {id}'s value {bytes} bytes long; the kernel passes at most {MAX_ARG_BYTES} bytes in one argument or environment variable"
                 );
                 return Err(self.error(&path, None, message).with_help(help()));
             }
         }
         Ok(())
     }
+}
 
-    fn range(&self, file: &JobFile) -> Check<Range> {
-        let r = &file.range;
-        let step = r.step.unwrap_or(1);
-        if step == 0 {
-            return Err(self.error(
-                &["range", "step"],
-                None,
-                "expected a non-zero integer, found 0".into(),
-            ));
-        }
-        let chunk_size = r.chunk_size.unwrap_or(1);
-        let chunk_size = u64::try_from(chunk_size)
-            .ok()
-            .and_then(NonZeroU64::new)
-            .ok_or_else(|| {
-                self.error(
-                    &["range", "chunk-size"],
-                    None,
-                    format!("expected an integer >= 1, found {chunk_size}"),
-                )
-            })?;
-        let (start, end) = (i128::from(r.start), i128::from(r.end));
-        let span = end - start;
-        if span != 0 && (span > 0) != (step > 0) {
-            let direction = if step > 0 { "up" } else { "down" };
-            let message = format!(
-                "step {step} counts {direction}, away from end {} (start is {})",
-                r.end, r.start
-            );
-            let help = "use a negative step to count down (start > end), a positive one to count up; start = end is an empty range";
-            return Err(self
-                .error(&["range", "step"], None, message)
-                .with_help(Some(help.into())));
-        }
-        let items = if span == 0 {
-            0
-        } else {
-            (span.abs() + i128::from(step.unsigned_abs()) - 1) / i128::from(step.unsigned_abs())
-        };
-        let items = u64::try_from(items).expect("at most 2^64 items");
-        if items > 0 {
-            // `{end}` of the last chunk is `last + step`: it must fit in an i64 too.
-            let after_last = start + i128::from(items) * i128::from(step);
-            if i64::try_from(after_last).is_err() {
-                let message =
-                    format!("the last item's `{{end}}` ({after_last}) overflows a 64-bit integer");
-                return Err(self.error(&["range", "end"], None, message));
-            }
-        }
-        Ok(Range {
-            start: r.start,
-            end: r.end,
-            step,
-            chunk_size,
-            items,
-        })
+/// Every template a task renders, with its key path.
+fn task_templates<'a>(
+    command: &'a Command,
+    cwd: Option<&'a Template>,
+    env: &'a [(String, Template)],
+) -> Vec<PlacedTemplate<'a>> {
+    match command {
+        Command::Shell(t) => vec![(vec!["command".to_owned()], t)],
+        Command::Argv(args) => args
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (vec!["command".to_owned(), format!("[{i}]")], t))
+            .collect(),
     }
+    .into_iter()
+    .chain(cwd.map(|t| (vec!["cwd".to_owned()], t)))
+    .chain(
+        env.iter()
+            .map(|(k, t)| (vec!["env".to_owned(), k.clone()], t)),
+    )
+    .collect()
 }
 
 #[cfg(test)]

@@ -10,11 +10,15 @@ pub mod file;
 mod fuzz;
 mod load;
 mod load_pool;
+mod load_source;
+pub mod overrides;
 pub mod policy;
+pub mod read_input;
+pub mod source;
 mod suggest;
 pub mod template;
 
-use std::num::{NonZeroU64, NonZeroUsize};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,7 +26,9 @@ pub use error::JobError;
 pub use load::{
     DEFAULT_GRACE_PERIOD, DEFAULT_REPORT_DIR, Overrides, hex, load, load_copy, parse, read_text,
 };
+pub use load_source::env_name as param_env_name;
 use policy::{Halt, HaltMode, Overlap, Retry};
+pub use source::{Chunk, Combo, Items, Matrix, Range, Source};
 use template::Template;
 
 /// A validated job, ready to plan.
@@ -33,7 +39,7 @@ pub struct Job {
     /// For people.
     pub description: Option<String>,
     /// The file it came from.
-    pub source: JobSource,
+    pub origin: JobSource,
     /// The job file's folder, absolute: relative paths in the file start here.
     pub base_dir: PathBuf,
     /// What each task runs.
@@ -46,8 +52,16 @@ pub struct Job {
     pub env_clear: bool,
     /// With `env_clear`: variables passed on from poolrun's environment.
     pub env_pass: Vec<String>,
-    /// The items and how they are chunked.
-    pub range: Range,
+    /// The items and how they are chunked; `None` for a job with only a matrix.
+    pub source: Option<Source>,
+    /// The parameters each chunk runs with.
+    pub matrix: Option<Matrix>,
+    /// The base of every task's `{seed}`.
+    pub seed: Option<u64>,
+    /// Variables whose values the report records.
+    pub record_env: Vec<String>,
+    /// The `--set KEY=VALUE` arguments it was loaded with, as given.
+    pub set: Vec<String>,
     /// How tasks run.
     pub pool: Pool,
     /// The folder a relative `report_dir` starts from.
@@ -78,31 +92,19 @@ pub enum Command {
     Argv(Vec<Template>),
 }
 
-/// `range(start, end, step)` cut into chunks of `chunk_size` items.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Range {
-    /// The first item.
-    pub start: i64,
-    /// Exclusive end.
-    pub end: i64,
-    /// Never zero; its sign points from `start` to `end`.
-    pub step: i64,
-    /// Items per task.
-    pub chunk_size: NonZeroU64,
-    /// How many items the range holds; `start + items * step` fits in an i64.
-    pub items: u64,
-}
-
-impl Range {
-    /// The number of tasks: chunks of `chunk_size` items.
-    pub fn tasks(&self) -> u64 {
-        self.items.div_ceil(self.chunk_size.get())
-    }
-}
-
 /// Plans of more tasks than this need `--allow-huge`: such a plan is more likely a mistake (a
 /// chunk size left out) than a wish, and its report alone would take hundreds of gigabytes.
 pub const HUGE_PLAN: u64 = 1_000_000_000;
+
+impl Job {
+    /// The number of tasks: every chunk of the source for every combination of the matrix.
+    /// Saturates at `u64::MAX`, which is far past any plan that may run.
+    pub fn tasks(&self) -> u64 {
+        let chunks = self.source.as_ref().map_or(1, Source::chunks);
+        let combos = self.matrix.as_ref().map_or(1, |m| m.combos.len() as u64);
+        chunks.saturating_mul(combos)
+    }
+}
 
 /// How tasks run.
 #[derive(Debug, Clone, PartialEq)]

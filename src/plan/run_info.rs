@@ -30,17 +30,17 @@ impl RunInfo {
             id: &'a str,
         }
         impl Values for RunValues<'_> {
-            fn get(&self, p: Placeholder) -> String {
+            fn put(&self, p: Placeholder, out: &mut Vec<u8>) {
                 match p {
-                    Placeholder::Name => self.name.to_owned(),
-                    Placeholder::RunId => self.id.to_owned(),
+                    Placeholder::Name => out.extend_from_slice(self.name.as_bytes()),
+                    Placeholder::RunId => out.extend_from_slice(self.id.as_bytes()),
                     // `report.dir` is parsed with only the run placeholders allowed.
                     other => unreachable!("{other} is not a run placeholder"),
                 }
             }
-            fn items(&self, _: &mut dyn FnMut(usize, &str)) {}
+            fn items(&self, _: &mut dyn FnMut(usize, &[u8])) {}
         }
-        let rendered = job.report_dir.render(&RunValues {
+        let rendered = job.report_dir.render_text(&RunValues {
             name: &job.name,
             id: &id,
         });

@@ -1,12 +1,16 @@
 //! `Plan` and the `Task`s it renders.
 
+use std::ffi::OsString;
 use std::fmt;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::job::chunk::ChunkValues;
+use crate::job::source::{Chunk, Combo};
 use crate::job::{Command, Job};
 use crate::plan::RunInfo;
 
@@ -21,27 +25,116 @@ impl fmt::Display for TaskId {
     }
 }
 
-/// One chunk of the range with everything rendered: what a worker needs to start it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One chunk of the source for one combination of the matrix, with everything rendered: what
+/// a worker needs to start it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Task {
     /// Plan order.
     pub id: TaskId,
-    /// The chunk's first item.
-    pub start: i64,
-    /// The chunk's last item, inclusive.
-    pub last: i64,
-    /// `last + step`.
-    pub end: i64,
-    /// Items in the chunk, >= 1.
-    pub count: u64,
+    /// The chunk's items.
+    pub items: TaskItems,
+    /// Its matrix parameters.
+    pub params: Option<Arc<Combo>>,
+    /// `{seed}`, when the job has a base seed.
+    pub seed: Option<u64>,
     /// The argv exactly as executed; a shell command is `["/bin/sh", "-c", script]`.
-    pub argv: Vec<String>,
+    pub argv: Vec<OsString>,
     /// Absolute working directory.
     pub cwd: PathBuf,
     /// The job's `env`, rendered for this task.
-    pub env: Vec<(String, String)>,
-    /// The task's identity for resume: a hash of everything that defines what it runs.
+    pub env: Vec<(String, OsString)>,
+    /// The task's identity for resume: a hash of everything that defines what it runs (its
+    /// rendered command, cwd and env, its items and parameters).
     pub key: String,
+    /// The task's identity across runs: a hash of its items and parameters only, the same
+    /// whatever its id, command or run. `poolrun diff` matches tasks by it; `{seed}` comes from it.
+    pub content_key: String,
+}
+
+/// A task's items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskItems {
+    /// A job with only a matrix.
+    None,
+    /// A chunk of a range.
+    Range {
+        /// The first item.
+        start: i64,
+        /// The last item, inclusive.
+        last: i64,
+        /// `last + step`.
+        end: i64,
+        /// Items, >= 1.
+        count: u64,
+    },
+    /// A chunk of a list: the items themselves.
+    List(Vec<Vec<u8>>),
+}
+
+impl TaskItems {
+    /// Items in the chunk.
+    pub fn count(&self) -> u64 {
+        match self {
+            Self::None => 0,
+            Self::Range { count, .. } => *count,
+            Self::List(items) => items.len() as u64,
+        }
+    }
+}
+
+impl Task {
+    /// The variables that tell the task its items, parameters and seed: `POOLRUN_START`,
+    /// `POOLRUN_LAST`, `POOLRUN_COUNT` (and `POOLRUN_END` for a range, `POOLRUN_ITEM` for a
+    /// chunk of one item), `POOLRUN_PARAM_<KEY>`, `POOLRUN_SEED`.
+    pub fn variables(&self) -> Vec<(String, OsString)> {
+        let mut vars: Vec<(String, OsString)> = Vec::new();
+        let mut text =
+            |name: &str, value: Vec<u8>| vars.push((name.to_owned(), OsString::from_vec(value)));
+        match &self.items {
+            TaskItems::None => {}
+            TaskItems::Range {
+                start,
+                last,
+                end,
+                count,
+            } => {
+                text("POOLRUN_START", start.to_string().into_bytes());
+                text("POOLRUN_LAST", last.to_string().into_bytes());
+                text("POOLRUN_END", end.to_string().into_bytes());
+                text("POOLRUN_COUNT", count.to_string().into_bytes());
+                if *count == 1 {
+                    text("POOLRUN_ITEM", start.to_string().into_bytes());
+                }
+            }
+            TaskItems::List(items) => {
+                let (first, last) = (items.first().cloned(), items.last().cloned());
+                text("POOLRUN_START", first.clone().unwrap_or_default());
+                text("POOLRUN_LAST", last.unwrap_or_default());
+                text("POOLRUN_COUNT", items.len().to_string().into_bytes());
+                if items.len() == 1 {
+                    text("POOLRUN_ITEM", first.unwrap_or_default());
+                }
+            }
+        }
+        if let Some(combo) = &self.params {
+            for param in combo.params() {
+                let name = format!("POOLRUN_PARAM_{}", crate::job::param_env_name(&param.key));
+                text(&name, param.text.clone().into_bytes());
+            }
+        }
+        if let Some(seed) = self.seed {
+            text("POOLRUN_SEED", seed.to_string().into_bytes());
+        }
+        vars
+    }
+
+    /// The argv as text, any byte that is not UTF-8 replaced: for reports and tables.
+    pub fn argv_text(&self) -> Vec<String> {
+        self.argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
 }
 
 /// The task list of one run of a job.
@@ -50,13 +143,21 @@ pub struct Plan {
     job: Arc<Job>,
     run: RunInfo,
     len: u64,
+    /// Chunks of the source per combination of the matrix.
+    chunks: u64,
 }
 
 impl Plan {
     /// The plan for `run` of `job`.
     pub fn new(job: Arc<Job>, run: RunInfo) -> Self {
-        let len = job.range.tasks();
-        Self { job, run, len }
+        let len = job.tasks();
+        let chunks = job.source.as_ref().map_or(1, crate::job::Source::chunks);
+        Self {
+            job,
+            run,
+            len,
+            chunks,
+        }
     }
 
     /// The number of tasks.
@@ -64,7 +165,7 @@ impl Plan {
         self.len
     }
 
-    /// Whether the plan has no task (an empty range).
+    /// Whether the plan has no task (an empty source).
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -84,8 +185,8 @@ impl Plan {
         (0..self.len).map(|i| self.task(TaskId(i)))
     }
 
-    /// Every task in plan order without its key (left empty): for showing a plan, where the
-    /// hash would be most of the cost.
+    /// Every task in plan order without its resume key (left empty): for showing a plan,
+    /// where the hash would be much of the cost.
     pub fn tasks_unkeyed(&self) -> impl Iterator<Item = Task> + '_ {
         (0..self.len).map(|i| self.render(TaskId(i), false))
     }
@@ -96,74 +197,160 @@ impl Plan {
     }
 
     fn render(&self, id: TaskId, keyed: bool) -> Task {
-        let range = self.job.range;
         assert!(
             id.0 < self.len,
             "task {id} is outside a plan of {} tasks",
             self.len
         );
-        let values = range.chunk(id.0, &self.job.name, &self.run.id);
-        let count = values.count;
-        let argv = match &self.job.command {
-            Command::Shell(script) => {
-                vec![
-                    "/bin/sh".to_owned(),
-                    "-c".to_owned(),
-                    script.render_shell(&values),
-                ]
-            }
-            Command::Argv(args) => args.iter().map(|a| a.render(&values)).collect(),
+        let job = &self.job;
+        let (combo, chunk) = (id.0 / self.chunks, id.0 % self.chunks);
+        let combo = job
+            .matrix
+            .as_ref()
+            .map(|m| &m.combos[usize::try_from(combo).expect("combinations are in memory")]);
+        let chunk = job.source.as_ref().map_or(Chunk::None, |s| s.chunk(chunk));
+        let content = content_digest(&chunk, combo.map(AsRef::as_ref));
+        let seed = job.seed.map(|base| task_seed(base, &content));
+        let values = ChunkValues {
+            id: id.0,
+            chunk,
+            combo: combo.map(AsRef::as_ref),
+            seed,
+            name: &job.name,
+            run_id: &self.run.id,
         };
-        let cwd = match &self.job.cwd {
-            Some(cwd) => self.job.base_dir.join(cwd.render(&values)),
-            None => self.job.base_dir.clone(),
+        let argv: Vec<OsString> = match &job.command {
+            Command::Shell(script) => vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                OsString::from_vec(script.render_shell(&values)),
+            ],
+            Command::Argv(args) => args
+                .iter()
+                .map(|a| OsString::from_vec(a.render(&values)))
+                .collect(),
         };
-        let env: Vec<(String, String)> = self
-            .job
+        let cwd = match &job.cwd {
+            Some(cwd) => job.base_dir.join(OsString::from_vec(cwd.render(&values))),
+            None => job.base_dir.clone(),
+        };
+        let env: Vec<(String, OsString)> = job
             .env
             .iter()
-            .map(|(name, value)| (name.clone(), value.render(&values)))
+            .map(|(name, value)| (name.clone(), OsString::from_vec(value.render(&values))))
             .collect();
-        let key = if keyed {
-            task_key(
-                &argv,
-                &cwd,
-                &env,
-                values.start,
-                values.last,
-                values.end,
+        let items = match chunk {
+            Chunk::None => TaskItems::None,
+            Chunk::Range {
+                start,
+                last,
+                end,
                 count,
-            )
+                ..
+            } => TaskItems::Range {
+                start,
+                last,
+                end,
+                count,
+            },
+            Chunk::List { .. } => {
+                let mut list = Vec::with_capacity(usize::try_from(chunk.count()).unwrap_or(0));
+                chunk.each(&mut |_, item| list.push(item.to_vec()));
+                TaskItems::List(list)
+            }
+        };
+        let key = if keyed {
+            task_key(&argv, &cwd, &env, &items, combo.is_some(), &content)
         } else {
             String::new()
         };
         Task {
             id,
-            start: values.start,
-            last: values.last,
-            end: values.end,
-            count,
+            items,
+            params: combo.cloned(),
+            seed,
             argv,
             cwd,
             env,
             key,
+            content_key: crate::job::hex(&content[..8]),
         }
     }
 }
 
-/// The first 16 hex digits of a SHA-256 over the task's rendered command, cwd, env and chunk
-/// bounds, each length-prefixed so no two different tasks can serialize alike. Not the task's
-/// sequence number: after a change of chunk size or template, exactly the tasks whose key changed
-/// are new to a resumed run.
+/// The SHA-256 of a task's items and parameters, each length-prefixed.
+fn content_digest(chunk: &Chunk<'_>, combo: Option<&Combo>) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(bytes);
+    };
+    match *chunk {
+        Chunk::Range {
+            start,
+            last,
+            end,
+            count,
+            ..
+        } => {
+            field(b"range");
+            for n in [start, last, end] {
+                field(&n.to_le_bytes());
+            }
+            field(&count.to_le_bytes());
+        }
+        Chunk::List { .. } => {
+            field(b"items");
+            chunk.each(&mut |_, item| field(item));
+        }
+        Chunk::None => field(b"none"),
+    }
+    for param in combo.iter().flat_map(|c| c.params()) {
+        field(b"param");
+        field(param.key.as_bytes());
+        field(param.text.as_bytes());
+    }
+    hash.finalize().into()
+}
+
+/// The content key of a range task from its bounds alone: what a report of poolrun 0.1, whose
+/// rows have no content key, is matched by.
+pub fn range_content_key(start: i64, last: i64, end: i64, count: u64) -> String {
+    let chunk = Chunk::Range {
+        start,
+        last,
+        end,
+        count,
+        step: 0,
+    };
+    crate::job::hex(&content_digest(&chunk, None)[..8])
+}
+
+/// `{seed}`: from the base seed and the task's content, so it does not change when the task's
+/// id does. Below 2^31, so every seeding function (numpy's, R's, a C `int`) takes it.
+fn task_seed(base: u64, content: &[u8; 32]) -> u64 {
+    let mut hash = Sha256::new();
+    hash.update(b"poolrun-seed");
+    hash.update(base.to_le_bytes());
+    hash.update(content);
+    let digest = hash.finalize();
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes")) & 0x7fff_ffff
+}
+
+/// The first 16 hex digits of a SHA-256 over the task's rendered command, cwd, env and chunk,
+/// each length-prefixed so no two different tasks can serialize alike. Not the task's sequence
+/// number: after a change of chunk size or template, exactly the tasks whose key changed are new
+/// to a resumed run. A range task without parameters hashes exactly what poolrun 0.1 did, so
+/// its runs resume as before.
 fn task_key(
-    argv: &[String],
+    argv: &[OsString],
     cwd: &Path,
-    env: &[(String, String)],
-    start: i64,
-    last: i64,
-    end: i64,
-    count: u64,
+    env: &[(String, OsString)],
+    items: &TaskItems,
+    has_params: bool,
+    content: &[u8; 32],
 ) -> String {
+    use std::os::unix::ffi::OsStrExt;
     let mut hash = Sha256::new();
     let mut field = |bytes: &[u8]| {
         hash.update((bytes.len() as u64).to_le_bytes());
@@ -178,9 +365,23 @@ fn task_key(
         field(name.as_bytes());
         field(value.as_bytes());
     }
-    for n in [start, last, end] {
-        field(&n.to_le_bytes());
+    if let TaskItems::Range {
+        start,
+        last,
+        end,
+        count,
+    } = items
+    {
+        for n in [start, last, end] {
+            field(&n.to_le_bytes());
+        }
+        field(&count.to_le_bytes());
+        if has_params {
+            field(content);
+        }
+    } else {
+        field(b"\0content");
+        field(content);
     }
-    field(&count.to_le_bytes());
     crate::job::hex(&hash.finalize()[..8])
 }

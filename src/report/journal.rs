@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::exec::{Identity, Started, TaskOutcome, TaskStatus};
 use crate::plan::Task;
 use crate::report::ReportError;
-use crate::report::model::{RunStatus, TaskRecord, timestamp};
+use crate::report::model::{Provenance, RunStatus, TaskRecord, timestamp};
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -64,6 +64,10 @@ pub struct RunStarted {
     /// The session's cgroup folder, when it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
+    /// Where and how this session ran: with its `--set` arguments and input snapshots, what
+    /// a rebuilt report and a resumption plan from. Absent in journals of poolrun 0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Box<Provenance>>,
 }
 
 impl RunStarted {
@@ -117,6 +121,9 @@ pub struct AttemptFinished {
     pub has_output: bool,
     /// Bytes written to stdout.
     pub stdout_bytes: u64,
+    /// Hex SHA-256 of stdout. Absent in journals of poolrun 0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_sha256: Option<String>,
     /// Bytes written to stderr.
     pub stderr_bytes: u64,
     /// Processes the task left running, killed.
@@ -170,6 +177,7 @@ impl AttemptFinished {
             duration_ms: u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX),
             has_output: o.has_output,
             stdout_bytes: o.stdout_bytes,
+            stdout_sha256: o.stdout_sha256.clone(),
             stderr_bytes: o.stderr_bytes,
             leaked: o.leaked,
             error: o.error.clone(),
@@ -293,6 +301,7 @@ impl TaskRecord {
             stdout: file("out", f.stdout_bytes),
             stderr: file("err", f.stderr_bytes),
             stdout_bytes: f.stdout_bytes,
+            stdout_sha256: f.stdout_sha256.clone(),
             stderr_bytes: f.stderr_bytes,
             stderr_tail,
             leaked: f.leaked,

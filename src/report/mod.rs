@@ -1,10 +1,12 @@
 //! The report stage: the run directory, the journal, the ordered `report.json`, and the text a
 //! person reads about a run.
 
+pub mod compare;
 mod error;
 pub mod journal;
 mod lock;
 pub mod model;
+mod provenance;
 mod read;
 mod recorder;
 pub mod render;
@@ -21,7 +23,11 @@ pub const FILE_MODE: u32 = 0o644;
 
 pub use journal::Journal;
 pub use lock::{Holder, RunLock, Wait};
-pub use model::{JobRecord, REPORT_SCHEMA, Report, RunRecord, RunStatus, Summary, TaskRecord};
+pub use model::{
+    InputRecord, JobRecord, Provenance, READABLE_SCHEMAS, REPORT_SCHEMA, Report, RunRecord,
+    RunStatus, Summary, TaskRecord,
+};
+pub use provenance::SNAPSHOT_FILE;
 pub use read::read_report;
 pub use recorder::Recorder;
 pub use run_dir::RunDir;

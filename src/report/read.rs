@@ -16,5 +16,20 @@ pub fn read_report(dir: &Path) -> Result<Report, ReportError> {
         )));
     }
     let text = std::fs::read_to_string(&path).map_err(ReportError::unreadable(&path))?;
-    serde_json::from_str(&text).map_err(|source| ReportError::Parse { path, source })
+    let report: Report = serde_json::from_str(&text).map_err(|source| ReportError::Parse {
+        path: path.clone(),
+        source,
+    })?;
+    if !crate::report::READABLE_SCHEMAS.contains(&report.schema.as_str()) {
+        let message = format!(
+            "its schema is {:?}; this poolrun reads {}",
+            report.schema,
+            crate::report::READABLE_SCHEMAS.join(" and ")
+        );
+        return Err(ReportError::unreadable(&path)(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            message,
+        )));
+    }
+    Ok(report)
 }

@@ -81,10 +81,9 @@ fn task_text(task: &TaskRecord) -> String {
     };
     let _ = writeln!(
         out,
-        "task {} (items {}..={}): {}{how}",
+        "task {} ({}): {}{how}",
         task.id,
-        task.start,
-        task.last,
+        task.label(60),
         task.status.as_str()
     );
     if let Some(error) = &task.error {

@@ -44,7 +44,7 @@ impl RunDir {
             dir.tasks_dir(),
         ))?;
         let copy = dir.job_copy_path();
-        secure::write_new(&copy, job.source.text.as_bytes())
+        secure::write_new(&copy, job.origin.text.as_bytes())
             .map_err(ReportError::io("copy the job file to", &copy))?;
         dir.link_latest(&run.id)?;
         Ok(dir)
@@ -77,6 +77,41 @@ impl RunDir {
     /// `journal.jsonl`.
     pub fn journal_path(&self) -> PathBuf {
         self.path.join("journal.jsonl")
+    }
+
+    /// `items.txt`, the snapshot of the items of `[lines]` or `[glob]`: one per line.
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.path.join(crate::report::SNAPSHOT_FILE)
+    }
+
+    /// Writes the snapshot of a job's items (`Items::bytes`), returning its SHA-256.
+    pub fn write_snapshot(&self, bytes: &[u8]) -> Result<String, ReportError> {
+        use sha2::{Digest, Sha256};
+        let path = self.snapshot_path();
+        secure::write_new(&path, bytes)
+            .map_err(ReportError::io("write the input snapshot", &path))?;
+        Ok(crate::job::hex(&Sha256::digest(bytes)))
+    }
+
+    /// Reads the snapshot of a run's items, checking it against the SHA-256 its journal
+    /// recorded.
+    pub fn read_snapshot(&self, sha256: &str) -> Result<crate::job::Items, ReportError> {
+        use sha2::{Digest, Sha256};
+        let path = self.snapshot_path();
+        let bytes = std::fs::read(&path).map_err(ReportError::unreadable(&path))?;
+        let actual = crate::job::hex(&Sha256::digest(&bytes));
+        let damaged = |why: &str| {
+            ReportError::unreadable(&path)(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the input snapshot {why}"),
+            ))
+        };
+        if actual != sha256 {
+            return Err(damaged(&format!(
+                "changed since the run: its SHA-256 is {actual}, the journal says {sha256}"
+            )));
+        }
+        crate::job::Items::from_snapshot(bytes).ok_or_else(|| damaged("is not one item per line"))
     }
 
     /// `job.toml`, the job file as run.

@@ -297,6 +297,7 @@ mod tests {
             name: "job".into(),
             file: "job.toml".into(),
             sha256: String::new(),
+            set: Vec::new(),
         };
         let mut writer =
             ReportWriter::create(&path, &header, std::collections::BTreeMap::new()).unwrap();
@@ -318,6 +319,7 @@ mod tests {
             processes: 1,
             status: RunStatus::Completed,
             leaked: 0,
+            provenance: None,
         };
         let summary = writer.finish(&plan, &run, 0.0, &|| false).unwrap();
         assert_eq!((summary.succeeded, summary.not_run), (n - 1, 1));

@@ -233,7 +233,7 @@ fn the_run_directory_holds_the_job_journal_report_and_outputs() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let report = job.report();
-    assert_eq!(report["schema"], "poolrun/report/v1");
+    assert_eq!(report["schema"], "poolrun/report/v2");
     assert_eq!(report["run"]["status"], "completed");
     assert_eq!(report["job"]["name"], "job");
     assert_eq!(report["summary"]["tasks"], 3);

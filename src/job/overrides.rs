@@ -1,0 +1,299 @@
+//! `--set KEY=VALUE`: a dotted key and a TOML value that replace the job file's for one run.
+//!
+//! Each argument is itself a one-line TOML document (`range.end=500`), parsed with spans and
+//! merged into the job file's parsed table before it is deserialized, so the value is checked
+//! by the same code as the file's, and an error in it points at the argument. Spans of merged
+//! values lie past the end of the job file's text, in a virtual text that appends each argument
+//! on a line of its own; `Sets::locate` maps them back.
+
+use std::ops::Range;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::job::diagnostic::{self, Diagnostic, KeyPart};
+
+/// The label of a diagnostic about a `--set` argument.
+pub const SET_LABEL: &str = "--set";
+
+/// Keys a `--set` may change on `--resume` without it being drift: they change how the run
+/// runs, not what it runs (like `--processes` and `--timeout`).
+const RESUMABLE: [&str; 2] = ["pool.processes", "pool.timeout"];
+
+/// The `--set` arguments of one load, checked.
+#[derive(Debug, Clone, Default)]
+pub struct Sets {
+    args: Vec<SetArg>,
+}
+
+#[derive(Debug, Clone)]
+struct SetArg {
+    /// As given.
+    text: String,
+    /// The dotted key's parts.
+    path: Vec<String>,
+    /// Where the value is in `text`.
+    value: Range<usize>,
+    /// Where `text` starts in the virtual text.
+    offset: usize,
+}
+
+impl Sets {
+    /// Checks each argument; `file_len` is the job file's length in bytes.
+    pub fn parse(args: &[String], file_len: usize) -> Result<Self, Box<Diagnostic>> {
+        let mut offset = file_len + 1;
+        let mut parsed = Vec::with_capacity(args.len());
+        for text in args {
+            let (path, value) = shape(text)?;
+            parsed.push(SetArg {
+                text: text.clone(),
+                path,
+                value,
+                offset,
+            });
+            offset += text.len() + 1;
+        }
+        Ok(Self { args: parsed })
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.args.is_empty()
+    }
+
+    /// Merges every argument's value into `root`, the job file's table, in order: a later
+    /// argument wins over an earlier one, and both over the file.
+    pub fn merge_into<'a>(&'a self, root: &mut DeTable<'a>) {
+        for arg in &self.args {
+            let mut table = parse_arg(&arg.text).expect("checked in Sets::parse");
+            shift_table(&mut table, arg.offset);
+            merge(root, table);
+        }
+    }
+
+    /// The argument a span of the virtual text lies in, and the span inside it.
+    pub fn locate(&self, span: &Range<usize>) -> Option<(&str, Range<usize>)> {
+        let arg = self
+            .args
+            .iter()
+            .rev()
+            .find(|a| span.start >= a.offset && span.start <= a.offset + a.text.len())?;
+        let start = span.start - arg.offset;
+        let end = (span.end - arg.offset).clamp(start, arg.text.len());
+        Some((&arg.text, start..end))
+    }
+
+    /// For an error at `path`: the argument that set it (the last whose key is `path` or one of
+    /// its tables), and the span of `path` inside it.
+    pub fn find(&self, path: &[KeyPart]) -> Option<(&str, Option<Range<usize>>)> {
+        let arg = self.args.iter().rev().find(|a| {
+            a.path.len() <= path.len()
+                && a.path
+                    .iter()
+                    .zip(path)
+                    .all(|(k, p)| matches!(p, KeyPart::Key(q) if q == k))
+        })?;
+        let span = diagnostic::span_of(&arg.text, path).or(Some(arg.value.clone()));
+        Some((&arg.text, span))
+    }
+}
+
+/// A diagnostic pointing into a `--set` argument.
+pub fn diagnostic(arg: &str, span: Option<Range<usize>>, message: String) -> Box<Diagnostic> {
+    let key = span
+        .as_ref()
+        .and_then(|s| diagnostic::render_path(&diagnostic::path_at(arg, s.start)));
+    Diagnostic::new(SET_LABEL, arg, span, message).with_key(key)
+}
+
+/// Checks that `text` is `KEY=VALUE` and returns the key's parts and the value's span.
+fn shape(text: &str) -> Result<(Vec<String>, Range<usize>), Box<Diagnostic>> {
+    let help = || {
+        Some(
+            "write a dotted key, `=` and a TOML value: --set range.end=500, --set 'matrix.lr=[0.1, 0.01]', --set name=nightly"
+                .to_owned(),
+        )
+    };
+    let Some(eq) = text.find('=') else {
+        let message = format!("expected KEY=VALUE, found {text:?}");
+        return Err(Diagnostic::new(SET_LABEL, text, None, message).with_help(help()));
+    };
+    if text.contains('\n') {
+        let message = "a --set argument is one line".to_owned();
+        return Err(Diagnostic::new(SET_LABEL, text, None, message).with_help(help()));
+    }
+    let table = parse_arg(text).map_err(|e| {
+        let span = e.span();
+        diagnostic(
+            text,
+            span,
+            format!("cannot read this as KEY=VALUE: {}", e.message().trim()),
+        )
+        .with_help(help())
+    })?;
+    // One key: `a.b=1` is `{ a = { b = 1 } }`.
+    let mut path = Vec::new();
+    let mut table = &table;
+    let value = loop {
+        let mut entries = table.iter();
+        let (Some((key, value)), None) = (entries.next(), entries.next()) else {
+            unreachable!("one `key = value` line is one key")
+        };
+        path.push(key.get_ref().to_string());
+        match value.get_ref() {
+            DeValue::Table(inner) if value.span().start < eq => table = inner,
+            _ => break value.span(),
+        }
+    };
+    Ok((path, value))
+}
+
+/// `text` as a TOML document; a value that is not TOML and does not look like an attempt at one
+/// (a quote, `[` or `{`) is a string, so `--set name=nightly` works unquoted.
+fn parse_arg(text: &str) -> Result<DeTable<'_>, toml::de::Error> {
+    match DeTable::parse(text) {
+        Ok(table) => Ok(table.into_inner()),
+        Err(error) => {
+            let (key, value) = text.split_once('=').expect("checked");
+            let value_at = key.len() + 1;
+            let trimmed = value.trim_start();
+            if trimmed.starts_with(['"', '\'', '[', '{']) || key.trim().is_empty() {
+                return Err(error);
+            }
+            // The key's parts and spans, from the key with a placeholder value.
+            let keyed_text = format!("{key}=0");
+            let Ok(keyed) = DeTable::parse(&keyed_text) else {
+                return Err(error);
+            };
+            let mut parts = Vec::new();
+            let mut table = keyed.get_ref();
+            while let Some((k, v)) = table.iter().next() {
+                parts.push((k.get_ref().to_string(), k.span()));
+                match v.get_ref() {
+                    DeValue::Table(inner) => table = inner,
+                    _ => break,
+                }
+            }
+            let mut value = Spanned::new(
+                value_at..text.len(),
+                DeValue::String(std::borrow::Cow::Borrowed(value)),
+            );
+            for (name, span) in parts.into_iter().rev() {
+                let mut table = DeTable::new();
+                let end = value.span().end;
+                table.insert(Spanned::new(span.clone(), name.into()), value);
+                value = Spanned::new(span.start..end, DeValue::Table(table));
+            }
+            match value.into_inner() {
+                DeValue::Table(table) => Ok(table),
+                _ => Err(error),
+            }
+        }
+    }
+}
+
+/// Moves every span in `table` by `offset`.
+fn shift_table(table: &mut DeTable<'_>, offset: usize) {
+    let entries: Vec<_> = std::mem::take(table).into_iter().collect();
+    for (key, mut value) in entries {
+        let key_span = key.span();
+        shift_value(&mut value, offset);
+        let key = Spanned::new(
+            key_span.start + offset..key_span.end + offset,
+            key.into_inner(),
+        );
+        table.insert(key, value);
+    }
+}
+
+fn shift_value(value: &mut Spanned<DeValue<'_>>, offset: usize) {
+    let span = value.span();
+    let mut inner = std::mem::replace(value.get_mut(), DeValue::Boolean(false));
+    match &mut inner {
+        DeValue::Table(table) => shift_table(table, offset),
+        DeValue::Array(items) => {
+            for item in items.iter_mut() {
+                shift_value(item, offset);
+            }
+        }
+        _ => {}
+    }
+    *value = Spanned::new(span.start + offset..span.end + offset, inner);
+}
+
+/// Merges `from` into `into`: tables key by key, anything else replaced.
+fn merge<'a>(into: &mut DeTable<'a>, from: DeTable<'a>) {
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (Some(existing), value) => {
+                if let (DeValue::Table(old), DeValue::Table(_)) =
+                    (existing.get_mut(), value.get_ref())
+                {
+                    let DeValue::Table(new) = value.into_inner() else {
+                        unreachable!()
+                    };
+                    merge(old, new);
+                } else {
+                    *existing = value;
+                }
+            }
+            (None, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
+}
+
+/// The keys whose `--set` differs between `old` (a run's) and `new` (a resumption's), one line
+/// each, but for those that only change how the run runs.
+pub fn drift(old: &[String], new: &[String]) -> Vec<String> {
+    let values = |args: &[String]| {
+        let mut map = std::collections::BTreeMap::new();
+        for arg in args {
+            if let Ok((path, span)) = shape(arg) {
+                map.insert(path.join("."), arg[span].trim().to_owned());
+            }
+        }
+        for key in RESUMABLE {
+            map.remove(key);
+        }
+        map
+    };
+    let (old, new) = (values(old), values(new));
+    let mut lines = Vec::new();
+    for (key, was) in &old {
+        match new.get(key) {
+            None => lines.push(format!("  --set {key}={was}: not given now")),
+            Some(now) if now != was => lines.push(format!("  --set {key}: {was} -> {now}")),
+            Some(_) => {}
+        }
+    }
+    for (key, now) in new.iter().filter(|(k, _)| !old.contains_key(*k)) {
+        lines.push(format!("  --set {key}={now}: new"));
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_are_dotted_keys_and_values() {
+        let sets = Sets::parse(&["range.end=500".into(), "name=nightly".into()], 10).unwrap();
+        assert_eq!(sets.args[0].path, ["range", "end"]);
+        assert_eq!(&sets.args[0].text[sets.args[0].value.clone()], "500");
+        assert_eq!(sets.args[1].path, ["name"]);
+        assert_eq!(sets.args[1].offset, 11 + "range.end=500".len() + 1);
+        assert!(Sets::parse(&["range.end".into()], 0).is_err());
+        assert!(Sets::parse(&["matrix.lr=[0.1".into()], 0).is_err());
+    }
+
+    #[test]
+    fn drift_ignores_processes_and_timeout() {
+        let old = ["range.end=5".to_owned(), "pool.processes=2".to_owned()];
+        let new = ["range.end = 5".to_owned(), "pool.timeout=\"1s\"".to_owned()];
+        assert!(drift(&old, &new).is_empty());
+        assert_eq!(drift(&old, &[]), ["  --set range.end=5: not given now"]);
+    }
+}

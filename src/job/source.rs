@@ -1,0 +1,361 @@
+//! What a job runs over: at most one item source cut into chunks, and at most one matrix of
+//! parameters. The plan is every combination of the matrix (first key outermost) times every
+//! chunk of the source.
+//!
+//! A range is computed, never listed, so a range of 10^9 items costs nothing; the items of
+//! `[values]`, `[lines]` and `[glob]` are resolved once when the job is loaded and kept in one
+//! buffer, one item per line: exactly the snapshot written into the run directory.
+
+use std::num::NonZeroU64;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The item source.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// `[range]`: integers, computed.
+    Range(Range),
+    /// `[values]`: the items written in the job file.
+    Values(List),
+    /// `[lines]`: one item per line of a file or of stdin.
+    Lines(Lines),
+    /// `[glob]`: the matching files.
+    Glob(Glob),
+}
+
+/// `[lines]` resolved.
+#[derive(Debug, Clone)]
+pub struct Lines {
+    /// The file read, absolute; `None` is stdin.
+    pub file: Option<PathBuf>,
+    /// Its items.
+    pub list: List,
+}
+
+/// `[glob]` resolved.
+#[derive(Debug, Clone)]
+pub struct Glob {
+    /// The pattern as written.
+    pub pattern: String,
+    /// The folder it was matched in (the tasks' working directory), absolute.
+    pub dir: PathBuf,
+    /// The matching paths, relative to `dir` as the pattern was.
+    pub list: List,
+}
+
+/// A list of items cut into chunks.
+#[derive(Debug, Clone)]
+pub struct List {
+    /// The items.
+    pub items: Arc<Items>,
+    /// Items per task.
+    pub chunk_size: NonZeroU64,
+}
+
+impl Source {
+    /// The table it was written as.
+    pub fn table(&self) -> &'static str {
+        match self {
+            Self::Range(_) => "range",
+            Self::Values(_) => "values",
+            Self::Lines(_) => "lines",
+            Self::Glob(_) => "glob",
+        }
+    }
+
+    /// The listed items, for every source but a range.
+    pub fn list(&self) -> Option<&List> {
+        match self {
+            Self::Range(_) => None,
+            Self::Values(list)
+            | Self::Lines(Lines { list, .. })
+            | Self::Glob(Glob { list, .. }) => Some(list),
+        }
+    }
+
+    /// How many items it holds.
+    pub fn items(&self) -> u64 {
+        match self {
+            Self::Range(r) => r.items,
+            _ => self.list().map_or(0, |l| l.items.len() as u64),
+        }
+    }
+
+    /// Items per chunk.
+    pub fn chunk_size(&self) -> NonZeroU64 {
+        match self {
+            Self::Range(r) => r.chunk_size,
+            _ => self.list().map_or(NonZeroU64::MIN, |l| l.chunk_size),
+        }
+    }
+
+    /// The number of chunks.
+    pub fn chunks(&self) -> u64 {
+        self.items().div_ceil(self.chunk_size().get())
+    }
+
+    /// Chunk `index`, below `chunks()`.
+    pub fn chunk(&self, index: u64) -> Chunk<'_> {
+        if let Self::Range(r) = self {
+            return r.chunk(index);
+        }
+        let list = self.list().expect("a listed source");
+        let size = list.chunk_size.get();
+        let first = index * size;
+        let count = size.min(list.items.len() as u64 - first);
+        Chunk::List {
+            items: &list.items,
+            first: usize::try_from(first).expect("items are in memory"),
+            count: usize::try_from(count).expect("items are in memory"),
+        }
+    }
+
+    /// Whether the items were read from outside the job file (and so are snapshotted).
+    pub fn is_snapshotted(&self) -> bool {
+        matches!(self, Self::Lines(_) | Self::Glob(_))
+    }
+}
+
+/// `range(start, end, step)` cut into chunks of `chunk_size` items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    /// The first item.
+    pub start: i64,
+    /// Exclusive end.
+    pub end: i64,
+    /// Never zero; its sign points from `start` to `end`.
+    pub step: i64,
+    /// Items per task.
+    pub chunk_size: NonZeroU64,
+    /// How many items the range holds; `start + items * step` fits in an i64.
+    pub items: u64,
+}
+
+impl Range {
+    /// The number of tasks: chunks of `chunk_size` items.
+    pub fn tasks(&self) -> u64 {
+        self.items.div_ceil(self.chunk_size.get())
+    }
+
+    /// Chunk `index`, below `tasks()`.
+    pub fn chunk(&self, index: u64) -> Chunk<'static> {
+        let chunk = self.chunk_size.get();
+        let first = index * chunk;
+        let count = chunk.min(self.items - first);
+        // Job validation guarantees `start + items * step` fits in an i64; every value below
+        // is at most that far from `start`.
+        let at = |index: u64| {
+            let value = i128::from(self.start) + i128::from(index) * i128::from(self.step);
+            i64::try_from(value).expect("validated range")
+        };
+        Chunk::Range {
+            start: at(first),
+            last: at(first + count - 1),
+            end: at(first + count),
+            count,
+            step: self.step,
+        }
+    }
+}
+
+/// One chunk of a source's items.
+#[derive(Debug, Clone, Copy)]
+pub enum Chunk<'a> {
+    /// Integers from `start` to `last` (inclusive) by `step`; `end` is `last + step`.
+    Range {
+        /// The first item.
+        start: i64,
+        /// The last item.
+        last: i64,
+        /// The exclusive end.
+        end: i64,
+        /// Items, >= 1.
+        count: u64,
+        /// The range's step.
+        step: i64,
+    },
+    /// Items `first..first + count` of a list.
+    List {
+        /// The list.
+        items: &'a Items,
+        /// The first item's index.
+        first: usize,
+        /// Items, >= 1.
+        count: usize,
+    },
+    /// A job with a matrix and no item source: no items.
+    None,
+}
+
+impl Chunk<'_> {
+    /// Items in the chunk.
+    pub fn count(&self) -> u64 {
+        match *self {
+            Self::Range { count, .. } => count,
+            Self::List { count, .. } => count as u64,
+            Self::None => 0,
+        }
+    }
+
+    /// Calls `f` with each item's position and bytes.
+    pub fn each(&self, f: &mut dyn FnMut(usize, &[u8])) {
+        match *self {
+            Self::Range {
+                start, count, step, ..
+            } => {
+                let mut item = start;
+                for i in 0..count {
+                    f(
+                        usize::try_from(i).unwrap_or(usize::MAX),
+                        item.to_string().as_bytes(),
+                    );
+                    // The step past the last item is `end`, which fits in an i64.
+                    item = item.wrapping_add(step);
+                }
+            }
+            Self::List {
+                items,
+                first,
+                count,
+            } => {
+                for i in 0..count {
+                    f(i, items.get(first + i));
+                }
+            }
+            Self::None => {}
+        }
+    }
+
+    /// The first item's bytes (empty without items).
+    pub fn first(&self) -> Vec<u8> {
+        match *self {
+            Self::Range { start, .. } => start.to_string().into_bytes(),
+            Self::List { items, first, .. } => items.get(first).to_vec(),
+            Self::None => Vec::new(),
+        }
+    }
+
+    /// The last item's bytes (empty without items).
+    pub fn last(&self) -> Vec<u8> {
+        match *self {
+            Self::Range { last, .. } => last.to_string().into_bytes(),
+            Self::List {
+                items,
+                first,
+                count,
+            } => items.get(first + count - 1).to_vec(),
+            Self::None => Vec::new(),
+        }
+    }
+}
+
+/// Items, each any bytes but NUL and newline, kept in one buffer with a newline after each:
+/// the buffer is the snapshot file as it is written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Items {
+    data: Vec<u8>,
+    /// Where each item's newline is.
+    ends: Vec<u64>,
+}
+
+impl Items {
+    /// Adds an item, which holds neither NUL nor newline.
+    pub fn push(&mut self, item: &[u8]) {
+        debug_assert!(!item.contains(&b'\n') && !item.contains(&0));
+        self.data.extend_from_slice(item);
+        self.ends.push(self.data.len() as u64);
+        self.data.push(b'\n');
+    }
+
+    /// The number of items.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Item `i`.
+    pub fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 {
+            0
+        } else {
+            usize::try_from(self.ends[i - 1]).expect("in memory") + 1
+        };
+        &self.data[start..usize::try_from(self.ends[i]).expect("in memory")]
+    }
+
+    /// Every item, a newline after each: the snapshot's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The items of snapshot `bytes` (as `bytes()` wrote them).
+    pub fn from_snapshot(bytes: Vec<u8>) -> Option<Self> {
+        if !(bytes.is_empty() || bytes.ends_with(b"\n")) || bytes.contains(&0) {
+            return None;
+        }
+        let ends = bytes
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'\n')
+            .map(|(i, _)| i as u64)
+            .collect();
+        Some(Self { data: bytes, ends })
+    }
+
+    /// Gives memory back after reading.
+    pub fn shrink(&mut self) {
+        self.data.shrink_to_fit();
+        self.ends.shrink_to_fit();
+    }
+}
+
+/// `[matrix]` resolved: the parameters and every combination, in plan order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix {
+    /// The parameter names: the matrix's keys in file order, then keys only `include` adds.
+    pub keys: Vec<String>,
+    /// The combinations, in plan order.
+    pub combos: Vec<Arc<Combo>>,
+}
+
+/// One combination: a value for each of the matrix's keys that it has (an `include` can add a
+/// key to some combinations only).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Combo {
+    /// By key index.
+    pub values: Vec<Option<Param>>,
+}
+
+/// A parameter's value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    /// The key.
+    pub key: Arc<str>,
+    /// As written: a string, number or boolean.
+    pub value: toml::Value,
+    /// As placeholders and variables see it.
+    pub text: String,
+}
+
+impl Combo {
+    /// The parameters it sets, in key order.
+    pub fn params(&self) -> impl Iterator<Item = &Param> {
+        self.values.iter().flatten()
+    }
+}
+
+/// The text a scalar TOML value stands for in a command: a string as is, a number as written
+/// in the shortest form that reads back the same, a boolean as `true` or `false`.
+pub fn scalar_text(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
