@@ -82,7 +82,8 @@ pub struct PlanArgs {
 #[derive(Debug, Args)]
 pub struct RerunArgs {
     /// The past run's directory.
-    pub run_dir: PathBuf,
+    #[arg(value_name = "RUN_DIR")]
+    pub past: PathBuf,
     /// How the new run runs.
     #[command(flatten)]
     pub run: RunOptions,

@@ -13,8 +13,7 @@ use crate::report::{ReportError, RunDir, RunState};
 
 pub(super) fn rerun(args: &RerunArgs) -> Result<u8, Error> {
     let signals = SignalWatch::install()?;
-    let path =
-        std::fs::canonicalize(&args.run_dir).map_err(ReportError::unreadable(&args.run_dir))?;
+    let path = std::fs::canonicalize(&args.past).map_err(ReportError::unreadable(&args.past))?;
     let dir = RunDir { path };
     if !dir.journal_path().is_file() {
         return Err(Error::Usage(format!(

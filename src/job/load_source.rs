@@ -298,8 +298,10 @@ impl Validator {
             }
             combos.retain(|combo| !matches(combo, &keys, entry));
         }
+        // Only the matrix's own combinations are extended, never one an `include` added.
+        let product = combos.len();
         for entry in include.unwrap_or_default() {
-            apply_include(&mut keys, original, &mut combos, &entry);
+            apply_include(&mut keys, original, &mut combos, product, &entry);
         }
         let width = keys.len();
         for combo in &mut combos {
@@ -501,11 +503,17 @@ impl Validator {
 /// One `include` or `exclude` entry: parameters and values.
 type Entry = Vec<(Arc<str>, Param)>;
 
-/// Applies one `include` entry as GitHub Actions does: it extends every combination whose
-/// original values it agrees with (values an earlier `include` added it may overwrite), and is
-/// added as a combination of its own when it agrees with none. Keys it brings are added to
-/// `keys`.
-fn apply_include(keys: &mut Vec<String>, original: usize, combos: &mut Vec<Combo>, entry: &Entry) {
+/// Applies one `include` entry as GitHub Actions does: it extends every one of the first
+/// `product` combinations (the matrix's own) whose original values it agrees with (values an
+/// earlier `include` added it may overwrite), and is added as a combination of its own when it
+/// agrees with none. Keys it brings are added to `keys`.
+fn apply_include(
+    keys: &mut Vec<String>,
+    original: usize,
+    combos: &mut Vec<Combo>,
+    product: usize,
+    entry: &Entry,
+) {
     for (key, _) in entry {
         if !keys.iter().any(|k| k == key.as_ref()) {
             keys.push(key.to_string());
@@ -514,7 +522,7 @@ fn apply_include(keys: &mut Vec<String>, original: usize, combos: &mut Vec<Combo
     let index = |key: &str| keys.iter().position(|k| k == key).expect("added");
     let width = keys.len();
     let mut extended = false;
-    for combo in combos.iter_mut() {
+    for combo in combos.iter_mut().take(product) {
         combo.values.resize(width, None);
         let agrees = entry.iter().all(|(key, param)| {
             let k = index(key);

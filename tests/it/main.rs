@@ -2,6 +2,7 @@
 
 mod cron;
 mod errors;
+mod experiments;
 mod hostile;
 mod jobs;
 mod kill;
@@ -11,6 +12,7 @@ mod report_cmd;
 mod retry;
 mod run;
 mod security;
+mod sources;
 mod state;
 mod stderr;
 mod support;
