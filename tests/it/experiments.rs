@@ -9,7 +9,7 @@ use std::process::Stdio;
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::support::{Job, Run, finish, poolrun, read_report};
+use crate::support::{Job, Run, finish, poolrun, read_report, sha256_hex};
 
 const SWEEP: &str = r#"command = "echo {lr} {seed} $(( {item} * 2 ))"
 seed = 1
@@ -182,12 +182,7 @@ fn provenance_records_the_machine_and_only_record_env_values() {
     // Every task that ran has the hash of its stdout.
     let task = &report["tasks"][0];
     let stdout = std::fs::read(job.latest("job").join(task["stdout"].as_str().unwrap())).unwrap();
-    use sha2::Digest;
-    let digest: String = sha2::Sha256::digest(&stdout)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    assert_eq!(task["stdout_sha256"], digest);
+    assert_eq!(task["stdout_sha256"], sha256_hex(&stdout));
 }
 
 #[test]

@@ -107,3 +107,63 @@ fn the_timeout_example_times_out_one_task() {
         statuses.len() - 1
     );
 }
+
+/// Each task's stdout of an example's run, in task order.
+fn example_output(report: &Value) -> String {
+    let dir = PathBuf::from(report["run"]["dir"].as_str().unwrap());
+    let out = poolrun()
+        .args(["report", "--output"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_files_example_checksums_every_csv_file() {
+    let (code, report, _tmp) = run_example("files");
+    assert_eq!(code, 0);
+    let out = example_output(&report);
+    let names: Vec<&str> = out.lines().map(|l| l.split_once("  ").unwrap().1).collect();
+    assert_eq!(
+        names,
+        ["data/cities.csv", "data/people.csv", "data/points 2024.csv"]
+    );
+    let expected = crate::support::sha256_hex(
+        &std::fs::read(repo().join("jobs/data/points 2024.csv")).unwrap(),
+    );
+    assert!(
+        out.contains(&format!("{expected}  data/points 2024.csv")),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_lines_example_treats_every_line_as_data() {
+    let (code, report, _tmp) = run_example("lines");
+    assert_eq!(code, 0);
+    let out = example_output(&report);
+    assert_eq!(
+        out,
+        "alpha\t5\nbravo charlie\t13\ndelta\t5\n$(echo not run)\t15\necho; rm -rf /tmp/nothing\t25\n"
+    );
+}
+
+#[test]
+fn the_sweep_example_is_reproducible() {
+    let (code, first, _a) = run_example("sweep");
+    assert_eq!(code, 0);
+    assert_eq!(first["summary"]["succeeded"], 10);
+    let (code, second, _b) = run_example("sweep");
+    assert_eq!(code, 0);
+    assert_eq!(example_output(&first), example_output(&second));
+    let out = poolrun()
+        .arg("diff")
+        .arg(first["run"]["dir"].as_str().unwrap())
+        .arg(second["run"]["dir"].as_str().unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // The excluded combination is not there.
+    assert!(!example_output(&first).contains("lr=0.1 model=large"));
+}

@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use serde_json::Value;
 
-use crate::support::{Job, finish, poolrun};
+use crate::support::{Job, finish, poolrun, sha256_hex};
 
 /// Each task's stdout, in task order, from the newest run of `job`.
 fn outputs(job: &Job) -> Vec<String> {
@@ -439,14 +439,7 @@ fn glob_snapshots_are_kept_with_their_digest() {
     let input = job.report()["run"]["provenance"]["inputs"][0].clone();
     assert_eq!(input["source"], "glob");
     assert_eq!(input["from"], "*.txt");
-    let digest = {
-        use sha2::Digest;
-        sha2::Sha256::digest(&snapshot)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
-    assert_eq!(input["sha256"], digest);
+    assert_eq!(input["sha256"], sha256_hex(&snapshot));
     // A damaged snapshot is refused, not silently re-read.
     std::fs::write(dir.join("items.txt"), "a.txt\n").unwrap();
     let run = job.run(&["--resume", "-q"]);

@@ -314,3 +314,9 @@ pub fn journal(run_dir: &Path) -> Vec<Value> {
 pub fn range(n: u64, processes: u32) -> String {
     format!("[range]\nstart = 0\nend = {n}\n\n[pool]\nprocesses = {processes}\n")
 }
+
+/// The hex SHA-256 of `bytes`, as reports write it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    poolrun::job::hex(&sha2::Sha256::digest(bytes))
+}
