@@ -104,4 +104,6 @@ python3 bench/report.py "$work" "$N" "$MEMORY_TASKS" "$PLAN_ITEMS" "$run_kib" "$
     "$files" "$timeouts_dir" > BENCHMARKS.md
 # What containment costs, against poolrun before it: its own section of BENCHMARKS.md.
 bench/containment.sh >/dev/null
+# What the item sources cost: [lines] planning memory, [values] against [range] dispatch.
+bench/sources.sh >/dev/null
 cat BENCHMARKS.md

@@ -13,7 +13,6 @@ use crate::job::chunk::ChunkValues;
 use crate::job::diagnostic::{self, Diagnostic, KeyPart};
 use crate::job::error::JobError;
 use crate::job::file::{CommandSpec, JobFile, Processes};
-use crate::job::load_source::PlacedTemplate;
 use crate::job::overrides::{self, Sets};
 use crate::job::source::{Items, Matrix, Source};
 use crate::job::suggest;
@@ -331,6 +330,9 @@ fn unknown_field_help(message: &str) -> Option<String> {
     let nearest = suggest::nearest(unknown, names)?;
     Some(format!("did you mean `{nearest}`?"))
 }
+
+/// A template and the key path it was read from, e.g. `["command", "[2]"]`.
+pub(super) type PlacedTemplate<'a> = (Vec<String>, &'a Template);
 
 /// A check's result: the value, or the error pointing at it.
 pub(super) type Check<T> = Result<T, Box<Diagnostic>>;

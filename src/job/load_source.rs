@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::job::file::{JobFile, MatrixFile};
-use crate::job::load::{Check, Overrides, Validator};
+use crate::job::load::{Check, Overrides, PlacedTemplate, Validator};
 use crate::job::read_input;
 use crate::job::source::{
     Combo, Glob, Items, Lines, List, Matrix, Param, Range, Source, scalar_text,
@@ -15,9 +15,6 @@ use crate::job::template::{Placeholder, Template};
 
 /// The most combinations a matrix may have: each is a set of tasks, and all are held in memory.
 pub const MAX_COMBINATIONS: usize = 1_000_000;
-
-/// A template and the key path it was read from, e.g. `["command", "[2]"]`.
-pub(super) type PlacedTemplate<'a> = (Vec<String>, &'a Template);
 
 impl Validator {
     /// The one item source, if any; a job with neither a source nor a matrix is an error.
