@@ -29,6 +29,7 @@ struct PlannedTask {
     params: BTreeMap<String, serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
+    #[serde(skip_serializing_if = "String::is_empty")]
     content_key: String,
     command: Vec<String>,
     cwd: String,
@@ -102,7 +103,7 @@ fn plan_table(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
         plan.len(),
         job.pool.processes
     ));
-    writeln!(out, "{:>6}  {:<24}  command", "id", "items")?;
+    writeln!(out, "{:>6}  {:<24}  command", "id", "items, params")?;
     for task in plan.tasks_unkeyed() {
         let command = match task.argv.as_slice() {
             [sh, c, script] if sh == "/bin/sh" && c == "-c" => {

@@ -341,7 +341,11 @@ impl Validator {
                     return Err(self.error(&["matrix", list, &at], None, message));
                 };
                 if table.is_empty() {
-                    let message = format!("an empty `{list}` entry matches every combination");
+                    let message = if list == "exclude" {
+                        "an empty `exclude` entry would remove every combination".to_owned()
+                    } else {
+                        "an empty `include` entry adds nothing".to_owned()
+                    };
                     return Err(self.error(&["matrix", list, &at], None, message));
                 }
                 table

@@ -348,14 +348,34 @@ impl Combo {
     }
 }
 
-/// The text a scalar TOML value stands for in a command: a string as is, a number as written
-/// in the shortest form that reads back the same, a boolean as `true` or `false`.
+/// The text a scalar TOML value stands for in a command: a string as is, an integer in
+/// decimal, a float in the shortest form that reads back the same and still looks like a float
+/// (`2.0`, `0.001`, `1e-10`), a boolean as `true` or `false`.
 pub fn scalar_text(value: &toml::Value) -> Option<String> {
     match value {
         toml::Value::String(s) => Some(s.clone()),
         toml::Value::Integer(i) => Some(i.to_string()),
-        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Float(f) => Some(format!("{f:?}")),
         toml::Value::Boolean(b) => Some(b.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scalar_text;
+
+    #[test]
+    fn numbers_read_as_written() {
+        let text = |toml: &str| {
+            let value: toml::Table = toml::from_str(&format!("v = {toml}")).unwrap();
+            scalar_text(&value["v"]).unwrap()
+        };
+        assert_eq!(text("2.0"), "2.0");
+        assert_eq!(text("0.1"), "0.1");
+        assert_eq!(text("1e-10"), "1e-10");
+        assert_eq!(text("-3"), "-3");
+        assert_eq!(text("true"), "true");
+        assert_eq!(text("\"a b\""), "a b");
     }
 }

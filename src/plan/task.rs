@@ -185,8 +185,8 @@ impl Plan {
         (0..self.len).map(|i| self.task(TaskId(i)))
     }
 
-    /// Every task in plan order without its resume key (left empty): for showing a plan,
-    /// where the hash would be much of the cost.
+    /// Every task in plan order without its resume key and, unless its seed needs it, its
+    /// content key (left empty): for showing a plan, where the hashes would be much of the cost.
     pub fn tasks_unkeyed(&self) -> impl Iterator<Item = Task> + '_ {
         (0..self.len).map(|i| self.render(TaskId(i), false))
     }
@@ -209,8 +209,12 @@ impl Plan {
             .as_ref()
             .map(|m| &m.combos[usize::try_from(combo).expect("combinations are in memory")]);
         let chunk = job.source.as_ref().map_or(Chunk::None, |s| s.chunk(chunk));
-        let content = content_digest(&chunk, combo.map(AsRef::as_ref));
-        let seed = job.seed.map(|base| task_seed(base, &content));
+        let content =
+            (keyed || job.seed.is_some()).then(|| content_digest(&chunk, combo.map(AsRef::as_ref)));
+        let seed = job
+            .seed
+            .zip(content.as_ref())
+            .map(|(base, content)| task_seed(base, content));
         let values = ChunkValues {
             id: id.0,
             chunk,
@@ -259,10 +263,9 @@ impl Plan {
                 TaskItems::List(list)
             }
         };
-        let key = if keyed {
-            task_key(&argv, &cwd, &env, &items, combo.is_some(), &content)
-        } else {
-            String::new()
+        let key = match &content {
+            Some(content) if keyed => task_key(&argv, &cwd, &env, &items, combo.is_some(), content),
+            _ => String::new(),
         };
         Task {
             id,
@@ -273,7 +276,9 @@ impl Plan {
             cwd,
             env,
             key,
-            content_key: crate::job::hex(&content[..8]),
+            content_key: content
+                .map(|c| crate::job::hex(&c[..8]))
+                .unwrap_or_default(),
         }
     }
 }
