@@ -253,17 +253,14 @@ fn describe_changes(old: &str, new: &str) -> String {
         keys
     };
     let (old, new) = (flat(old), flat(new));
-    let mut lines = Vec::new();
-    for (key, was) in &old {
-        match new.get(key) {
-            None => lines.push(format!("  {key}: removed (was {was})")),
-            Some(now) if now != was => lines.push(format!("  {key}: {was} -> {now}")),
-            Some(_) => {}
-        }
-    }
-    for (key, now) in new.iter().filter(|(k, _)| !old.contains_key(*k)) {
-        lines.push(format!("  {key}: added ({now})"));
-    }
+    let mut lines: Vec<String> = overrides::changes(&old, &new)
+        .into_iter()
+        .map(|(key, was, now)| match (was, now) {
+            (Some(was), None) => format!("  {key}: removed (was {was})"),
+            (Some(was), Some(now)) => format!("  {key}: {was} -> {now}"),
+            (None, now) => format!("  {key}: added ({})", now.unwrap_or_default()),
+        })
+        .collect();
     if lines.is_empty() {
         lines.push("  only comments or formatting".to_owned());
     }

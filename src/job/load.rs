@@ -582,16 +582,22 @@ impl Validator {
                 .error(&["env-pass"], None, message)
                 .with_help(Some(help)));
         }
-        if let Some((i, bad)) = pass
+        self.variable_names("env-pass", &pass)?;
+        Ok((clear, pass))
+    }
+
+    /// Checks that every entry of the array at `key` can be a variable's name.
+    pub(super) fn variable_names(&self, key: &str, names: &[String]) -> Check<()> {
+        if let Some((i, bad)) = names
             .iter()
             .enumerate()
             .find(|(_, n)| n.is_empty() || n.contains(['=', '\0']))
         {
             let message =
                 format!("expected an environment variable name without `=` or NUL, found {bad:?}");
-            return Err(self.error(&["env-pass", &format!("[{i}]")], None, message));
+            return Err(self.error(&[key, &format!("[{i}]")], None, message));
         }
-        Ok((clear, pass))
+        Ok(())
     }
 
     /// `{items}` puts a whole chunk on one command line (or in one variable), and `{item}` a

@@ -427,15 +427,7 @@ impl Validator {
     /// `record-env`: variable names.
     pub(super) fn record_env(&self, names: Option<&Vec<String>>) -> Check<Vec<String>> {
         let names = names.cloned().unwrap_or_default();
-        if let Some((i, bad)) = names
-            .iter()
-            .enumerate()
-            .find(|(_, n)| n.is_empty() || n.contains(['=', '\0']))
-        {
-            let message =
-                format!("expected an environment variable name without `=` or NUL, found {bad:?}");
-            return Err(self.error(&["record-env", &format!("[{i}]")], None, message));
-        }
+        self.variable_names("record-env", &names)?;
         Ok(names)
     }
 

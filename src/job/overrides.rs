@@ -6,6 +6,7 @@
 //! values lie past the end of the job file's text, in a virtual text that appends each argument
 //! on a line of its own; `Sets::locate` maps them back.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use toml::Spanned;
@@ -248,7 +249,7 @@ fn merge<'a>(into: &mut DeTable<'a>, from: DeTable<'a>) {
 /// each, but for those that only change how the run runs.
 pub fn drift(old: &[String], new: &[String]) -> Vec<String> {
     let values = |args: &[String]| {
-        let mut map = std::collections::BTreeMap::new();
+        let mut map = BTreeMap::new();
         for arg in args {
             if let Ok((path, span)) = shape(arg) {
                 map.insert(path.join("."), arg[span].trim().to_owned());
@@ -259,19 +260,33 @@ pub fn drift(old: &[String], new: &[String]) -> Vec<String> {
         }
         map
     };
-    let (old, new) = (values(old), values(new));
-    let mut lines = Vec::new();
-    for (key, was) in &old {
+    changes(&values(old), &values(new))
+        .into_iter()
+        .map(|(key, was, now)| match (was, now) {
+            (Some(was), None) => format!("  --set {key}={was}: not given now"),
+            (Some(was), Some(now)) => format!("  --set {key}: {was} -> {now}"),
+            (None, now) => format!("  --set {key}={}: new", now.unwrap_or_default()),
+        })
+        .collect()
+}
+
+/// The keys whose values differ between `old` and `new`: `(key, old value, new value)`, a value
+/// `None` where its map lacks the key; keys of `old` first, then keys only `new` has.
+pub fn changes<'a>(
+    old: &'a BTreeMap<String, String>,
+    new: &'a BTreeMap<String, String>,
+) -> Vec<(&'a str, Option<&'a str>, Option<&'a str>)> {
+    let mut out = Vec::new();
+    for (key, was) in old {
         match new.get(key) {
-            None => lines.push(format!("  --set {key}={was}: not given now")),
-            Some(now) if now != was => lines.push(format!("  --set {key}: {was} -> {now}")),
-            Some(_) => {}
+            Some(now) if now == was => {}
+            now => out.push((key.as_str(), Some(was.as_str()), now.map(String::as_str))),
         }
     }
     for (key, now) in new.iter().filter(|(k, _)| !old.contains_key(*k)) {
-        lines.push(format!("  --set {key}={now}: new"));
+        out.push((key.as_str(), None, Some(now.as_str())));
     }
-    lines
+    out
 }
 
 #[cfg(test)]

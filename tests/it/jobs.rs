@@ -72,13 +72,7 @@ fn run_example(name: &str) -> (i32, Value, tempfile::TempDir) {
 fn the_squares_example_prints_squares_in_task_order() {
     let (code, report, _tmp) = run_example("squares");
     assert_eq!(code, 0);
-    let dir = PathBuf::from(report["run"]["dir"].as_str().unwrap());
-    let out = poolrun()
-        .args(["report", "--output"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let squares: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+    let squares: Vec<u64> = example_output(&report)
         .lines()
         .map(|l| l.parse().unwrap())
         .collect();
