@@ -82,7 +82,9 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Job, JobError> {
         job_from_stdin: overrides.job_from_stdin || from_stdin,
         ..overrides.clone()
     };
-    from_text(path, &absolute, &base_dir, read, &overrides)
+    // Messages name the file as the user did; `-` is `<stdin>`.
+    let shown = if stdin { Path::new("<stdin>") } else { path };
+    from_text(shown, &absolute, &base_dir, read, &overrides)
 }
 
 /// Loads the copy of a job file that a run directory keeps (`copy`), as if it were still the
