@@ -312,3 +312,100 @@ proptest! {
         }
     }
 }
+
+/// A job over `[values]` and a `[matrix]` of plausible and implausible keys and values, with
+/// `include` and `exclude` entries and placeholders that may or may not have a value.
+fn matrix_job() -> impl Strategy<Value = String> {
+    let scalar = prop_oneof![
+        8 => prop::sample::select(vec!["1", "2.0", "true", "\"a b\"", "\"x\""]).prop_map(str::to_owned),
+        2 => "-?[1-9][0-9]{0,2}",
+        1 => Just("[1]".to_owned()),
+    ];
+    let key = prop_oneof![
+        8 => prop::sample::select(vec!["lr", "model", "a-b"]),
+        1 => prop::sample::select(vec!["seed", "start", "a_b", "x y"]),
+    ];
+    // One to three values (an empty list is an error the other generator finds).
+    let values = prop::collection::vec(scalar.clone(), 1..4).prop_map(|v| v.join(", "));
+    let keys = prop::collection::btree_map(key.clone(), values, 0..4).prop_map(|kv| {
+        kv.into_iter()
+            .map(|(k, v)| format!("\"{k}\" = [{v}]"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    });
+    let entry = prop::collection::btree_map(key, scalar, 1..3).prop_map(|kv| {
+        let fields: Vec<String> = kv
+            .into_iter()
+            .map(|(k, v)| format!("\"{k}\" = {v}"))
+            .collect();
+        format!("{{ {} }}", fields.join(", "))
+    });
+    let entries = prop::collection::vec(entry, 0..2).prop_map(|e| e.join(", "));
+    let placeholder = prop::sample::select(vec![
+        "{id}", "{item}", "{items}", "{start}", "{last}", "{end}", "{count}", "{seed}", "{lr}",
+        "{model}", "{a-b}", "x", " ",
+    ]);
+    let command = prop::collection::vec(placeholder, 1..5)
+        .prop_map(|p| format!("command = \"echo {}\"\n", p.concat()));
+    let source = prop_oneof![
+        Just(String::new()),
+        (
+            prop::collection::vec(scalar_item(), 0..6),
+            prop_oneof![8 => 1i64..4, 1 => -1i64..1]
+        )
+            .prop_map(|(items, chunk)| {
+                format!(
+                    "[values]\nitems = [{}]\nchunk-size = {chunk}\n",
+                    items.join(", ")
+                )
+            }),
+    ];
+    (
+        command,
+        prop_oneof![Just(""), Just("seed = 3\n")],
+        source,
+        keys,
+        entries.clone(),
+        entries,
+    )
+        .prop_map(|(command, seed, source, keys, include, exclude)| {
+            format!(
+                "{command}{seed}{source}[matrix]\n{keys}include = [{include}]\nexclude = [{exclude}]\n"
+            )
+        })
+}
+
+fn scalar_item() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => prop::sample::select(vec!["\"a\"", "3", "2.5", "\"$(x) 'y'\""]).prop_map(str::to_owned),
+        1 => prop::sample::select(vec!["\"\\n\"", "{ a = 1 }"]).prop_map(str::to_owned),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Lists and matrices: a loaded job's plan has every chunk for every combination, and every
+    /// task renders the same twice (content key and seed included).
+    #[test]
+    fn matrices_and_lists_plan_consistently(text in matrix_job()) {
+        let path = Path::new("/tmp/poolrun-fuzz/job.toml");
+        match parse(path, &text, &Overrides::default()) {
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+            Ok(job) => {
+                let job = Arc::new(job);
+                let run = RunInfo { id: "20260101T000000Z-0000".to_owned(), dir: "/tmp/poolrun-fuzz/run".into() };
+                let plan = Plan::new(Arc::clone(&job), run);
+                let combos = job.matrix.as_ref().map_or(1, |m| m.combos.len() as u64);
+                let chunks = job.source.as_ref().map_or(1, crate::job::Source::chunks);
+                prop_assert_eq!(plan.len(), combos * chunks);
+                for task in plan.tasks() {
+                    prop_assert_eq!(&plan.task(task.id), &task);
+                    prop_assert_eq!(task.seed.is_some(), job.seed.is_some());
+                    prop_assert!(task.items.count() <= job.source.as_ref().map_or(0, |s| s.chunk_size().get()));
+                }
+            }
+        }
+    }
+}
