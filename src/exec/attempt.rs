@@ -270,13 +270,43 @@ fn command(
         .env(TOKEN_VARIABLE, ctx.containment.token())
         .env("POOLRUN_RUN_DIR", ctx.run_dir)
         .env("POOLRUN_TASK_ID", task.id.to_string())
-        .envs(task.variables())
         .env("POOLRUN_ATTEMPT", attempt.to_string())
         .stdin(Stdio::null())
         .stdout(output.0)
         .stderr(output.1);
+    // A task's item, parameter and seed variables are its own: where it has none (no seed, a
+    // chunk of several items, a key an `include` gave only other combinations), none comes
+    // through from poolrun's environment (a poolrun run inside another's task).
+    for name in TASK_VARIABLES {
+        command.env_remove(name);
+    }
+    for name in inherited_params() {
+        command.env_remove(name);
+    }
+    command.envs(task.variables());
     unix::new_process_group(&mut command, setup);
     command
+}
+
+/// The per-task variables that a task may lack.
+const TASK_VARIABLES: [&str; 6] = [
+    "POOLRUN_ITEM",
+    "POOLRUN_START",
+    "POOLRUN_LAST",
+    "POOLRUN_END",
+    "POOLRUN_COUNT",
+    "POOLRUN_SEED",
+];
+
+/// The `POOLRUN_PARAM_*` variables of poolrun's own environment.
+fn inherited_params() -> &'static [std::ffi::OsString] {
+    static NAMES: std::sync::OnceLock<Vec<std::ffi::OsString>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        std::env::vars_os()
+            .map(|(name, _)| name)
+            .filter(|name| name.as_encoded_bytes().starts_with(b"POOLRUN_PARAM_"))
+            .collect()
+    })
 }
 
 /// Waits for the child, stopping its group once it has run `timeout` outside pauses. Returns its

@@ -136,12 +136,25 @@ impl Walk<'_> {
                 return Ok(());
             }
         };
-        let part = self.rest.get(depth).copied().unwrap_or("");
+        // The pattern part this level's names are matched by; below a `**` it stays the `**`.
+        let part = self
+            .rest
+            .get(depth)
+            .or_else(|| self.rest.iter().rev().find(|p| p.contains("**")))
+            .copied()
+            .unwrap_or("");
         for entry in entries {
             let entry = entry.map_err(|e| format!("cannot list {}: {e}", folder.display()))?;
             let name = entry.file_name();
             let name = name.as_bytes();
-            if name.starts_with(b".") && !part.starts_with('.') {
+            // As a shell: a leading `.` is matched only by a pattern that writes one (at this
+            // level; below a `**`, anywhere after it).
+            let dots = if part.contains("**") {
+                self.rest[depth..].iter().any(|p| p.starts_with('.'))
+            } else {
+                part.starts_with('.')
+            };
+            if name.starts_with(b".") && !dots {
                 continue;
             }
             let mut path = written.to_vec();
@@ -152,7 +165,7 @@ impl Walk<'_> {
             let walks_into = entry.file_type().is_ok_and(|t| t.is_dir())
                 && (self.deep || depth + 1 < self.rest.len());
             if !is_dir && self.matcher.is_match(OsStr::from_bytes(&path)) {
-                if name.contains(&b'\n') {
+                if path.contains(&b'\n') {
                     return Err(format!(
                         "the file name {:?} holds a newline, which an item cannot",
                         String::from_utf8_lossy(&path)
@@ -210,6 +223,8 @@ mod tests {
         let items = glob(root, "sub/*").unwrap();
         assert_eq!(all(&items), [&b"sub/c.csv"[..]]);
         let items = glob(root, ".*.csv").unwrap();
+        assert_eq!(all(&items), [&b".hidden.csv"[..]]);
+        let items = glob(root, "**/.*.csv").unwrap();
         assert_eq!(all(&items), [&b".hidden.csv"[..]]);
         assert!(glob(root, "none/*.csv").unwrap().is_empty());
         let absolute = format!("{}/*.txt", root.display());
