@@ -80,6 +80,14 @@ pub(super) fn resume(args: &RunArgs) -> Result<u8, Error> {
             when: "before the run resumed",
         });
     }
+    // A run forced onto a job that now reads [lines] or [glob] had no snapshot: it gets one
+    // now, so later resumptions, reruns and rebuilt reports plan from the same items.
+    let snapshot = match (&snapshot, job.source.as_ref().and_then(Source::list)) {
+        (None, Some(list)) if job.source.as_ref().is_some_and(Source::is_snapshotted) => {
+            Some(dir.write_snapshot(list.items.bytes())?)
+        }
+        _ => snapshot,
+    };
     let killed = LocalPool::kill_leftovers(&run_id, &state.identities);
     if killed > 0 {
         tracing::warn!("killed {killed} processes left running by the interrupted run");

@@ -9,7 +9,7 @@ use crate::job::file::{JobFile, MatrixFile};
 use crate::job::load::{Check, Overrides, PlacedTemplate, Validator};
 use crate::job::read_input;
 use crate::job::source::{
-    Combo, Glob, Items, Lines, List, Matrix, Param, Range, Source, scalar_text,
+    Combo, Glob, Items, Lines, List, Matrix, Param, Range, Source, count_repeats, scalar_text,
 };
 use crate::job::template::{Placeholder, Template};
 
@@ -67,10 +67,7 @@ impl Validator {
                 }
                 items.push(text.as_bytes());
             }
-            return Ok(Some(Source::Values(List {
-                items: Arc::new(items),
-                chunk_size,
-            })));
+            return Ok(Some(Source::Values(List::new(Arc::new(items), chunk_size))));
         }
         if let Some(lines) = &file.lines {
             let chunk_size = self.chunk_size("lines", lines.chunk_size)?;
@@ -107,7 +104,7 @@ impl Validator {
             };
             return Ok(Some(Source::Lines(Lines {
                 file: file_path,
-                list: List { items, chunk_size },
+                list: List::new(items, chunk_size),
             })));
         }
         if let Some(glob) = &file.glob {
@@ -142,7 +139,7 @@ impl Validator {
             return Ok(Some(Source::Glob(Glob {
                 pattern: glob.pattern.clone(),
                 dir,
-                list: List { items, chunk_size },
+                list: List::new(items, chunk_size),
             })));
         }
         if file.matrix.is_none() {
@@ -255,27 +252,10 @@ impl Validator {
             }
         }
         let original = keys.len();
-        let total = values
-            .iter()
-            .try_fold(1usize, |n, v| n.checked_mul(v.len()))
-            .filter(|&n| n <= MAX_COMBINATIONS);
-        let Some(total) = total
-            .filter(|_| original > 0)
-            .or((original == 0).then_some(0))
-        else {
+        let Some(mut combos) = product(&values) else {
             let message = format!("the matrix has more than {MAX_COMBINATIONS} combinations");
             return Err(self.error(&["matrix"], None, message));
         };
-        let mut combos: Vec<Combo> = (0..total)
-            .map(|mut n| {
-                let mut combo = vec![None; original];
-                for (k, v) in values.iter().enumerate().rev() {
-                    combo[k] = Some(v[n % v.len()].clone());
-                    n /= v.len();
-                }
-                Combo { values: combo }
-            })
-            .collect();
         for (i, entry) in exclude.unwrap_or_default().iter().enumerate() {
             for (key, _) in entry {
                 if !keys.iter().take(original).any(|k| k == key.as_ref()) {
@@ -295,9 +275,11 @@ impl Validator {
             }
             combos.retain(|combo| !matches(combo, &keys, entry));
         }
+        let include = include.unwrap_or_default();
+        self.include_names(&keys, &include)?;
         // Only the matrix's own combinations are extended, never one an `include` added.
         let product = combos.len();
-        for entry in include.unwrap_or_default() {
+        for entry in include {
             apply_include(&mut keys, original, &mut combos, product, &entry);
         }
         let width = keys.len();
@@ -313,10 +295,27 @@ impl Validator {
             let message = format!("the matrix has more than {MAX_COMBINATIONS} combinations");
             return Err(self.error(&["matrix"], None, message));
         }
+        count_repeats(&mut combos);
         Ok(Some(Matrix {
             keys,
             combos: combos.into_iter().map(Arc::new).collect(),
         }))
+    }
+
+    /// Keys that `include` adds must not be the same variable as another key.
+    fn include_names(&self, keys: &[String], include: &[Entry]) -> Check<()> {
+        let mut names = keys.to_vec();
+        for (i, entry) in include.iter().enumerate() {
+            for (key, _) in entry {
+                if names.iter().any(|k| k == key.as_ref()) {
+                    continue;
+                }
+                let path = ["matrix", "include", &format!("[{i}]"), key.as_ref()];
+                self.param_name(&path, key, &names)?;
+                names.push(key.to_string());
+            }
+        }
+        Ok(())
     }
 
     /// The tables of `include` or `exclude`, each key a parameter name with one value.
@@ -522,11 +521,15 @@ fn apply_include(
             k >= original
                 || combo.values[k]
                     .as_ref()
-                    .is_none_or(|v| v.value == param.value)
+                    .is_none_or(|v| same(&v.value, &param.value))
         });
         if agrees {
+            // An original value stays as written (`1.0`, though the entry says `1`).
             for (key, param) in entry {
-                combo.values[index(key)] = Some(param.clone());
+                let k = index(key);
+                if k >= original || combo.values[k].is_none() {
+                    combo.values[k] = Some(param.clone());
+                }
             }
             extended = true;
         }
@@ -536,7 +539,10 @@ fn apply_include(
         for (key, param) in entry {
             combo[index(key)] = Some(param.clone());
         }
-        combos.push(Combo { values: combo });
+        combos.push(Combo {
+            values: combo,
+            repeat: 0,
+        });
     }
 }
 
@@ -547,8 +553,49 @@ fn matches(combo: &Combo, keys: &[String], entry: &[(Arc<str>, Param)]) -> bool 
             .position(|k| k == key.as_ref())
             .and_then(|k| combo.values.get(k))
             .and_then(Option::as_ref)
-            .is_some_and(|v| v.value == param.value)
+            .is_some_and(|v| same(&v.value, &param.value))
     })
+}
+
+/// Every combination of `values` (the values of each key), the first key outermost; `None`
+/// when there are more than `MAX_COMBINATIONS`. No keys, no combination.
+fn product(values: &[Vec<Param>]) -> Option<Vec<Combo>> {
+    if values.is_empty() {
+        return Some(Vec::new());
+    }
+    let total = values
+        .iter()
+        .try_fold(1usize, |n, v| n.checked_mul(v.len()))
+        .filter(|&n| n <= MAX_COMBINATIONS)?;
+    let combos = (0..total)
+        .map(|mut n| {
+            let mut combo = vec![None; values.len()];
+            for (k, v) in values.iter().enumerate().rev() {
+                combo[k] = Some(v[n % v.len()].clone());
+                n /= v.len();
+            }
+            Combo {
+                values: combo,
+                repeat: 0,
+            }
+        })
+        .collect();
+    Some(combos)
+}
+
+/// Whether two parameter values are the same, as GitHub Actions compares them: `1` and `1.0`
+/// are the same number.
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::float_cmp,
+    reason = "the same number exactly, compared as floats, as JSON numbers are"
+)]
+fn same(a: &toml::Value, b: &toml::Value) -> bool {
+    match (a, b) {
+        (toml::Value::Integer(i), toml::Value::Float(f))
+        | (toml::Value::Float(f), toml::Value::Integer(i)) => *i as f64 == *f,
+        _ => a == b,
+    }
 }
 
 /// A matrix key as a variable name's tail: upper case, `-` as `_`.

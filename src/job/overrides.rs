@@ -68,7 +68,7 @@ impl Sets {
         for arg in &self.args {
             let mut table = parse_arg(&arg.text).expect("checked in Sets::parse");
             shift_table(&mut table, arg.offset);
-            merge(root, table);
+            merge(root, table, arg.offset + arg.value.start);
         }
     }
 
@@ -138,7 +138,9 @@ fn shape(text: &str) -> Result<(Vec<String>, Range<usize>), Box<Diagnostic>> {
     let value = loop {
         let mut entries = table.iter();
         let (Some((key, value)), None) = (entries.next(), entries.next()) else {
-            unreachable!("one `key = value` line is one key")
+            // `#=1` is a comment: no key at all.
+            let message = format!("expected KEY=VALUE, found {text:?}, which sets no key");
+            return Err(Diagnostic::new(SET_LABEL, text, None, message).with_help(help()));
         };
         path.push(key.get_ref().to_string());
         match value.get_ref() {
@@ -222,18 +224,21 @@ fn shift_value(value: &mut Spanned<DeValue<'_>>, offset: usize) {
     *value = Spanned::new(span.start + offset..span.end + offset, inner);
 }
 
-/// Merges `from` into `into`: tables key by key, anything else replaced.
-fn merge<'a>(into: &mut DeTable<'a>, from: DeTable<'a>) {
+/// Merges `from` into `into`: the tables of a dotted key (`range.end=5`) key by key, the value
+/// (which starts at `value_at`) replacing what was there, an inline table too (`range={end=5}`
+/// is a whole new `[range]`).
+fn merge<'a>(into: &mut DeTable<'a>, from: DeTable<'a>, value_at: usize) {
     for (key, value) in from {
         match (into.get_mut(&key), value) {
             (Some(existing), value) => {
-                if let (DeValue::Table(old), DeValue::Table(_)) =
-                    (existing.get_mut(), value.get_ref())
+                let dotted = value.span().start < value_at;
+                if let (true, DeValue::Table(old), DeValue::Table(_)) =
+                    (dotted, existing.get_mut(), value.get_ref())
                 {
                     let DeValue::Table(new) = value.into_inner() else {
-                        unreachable!()
+                        unreachable!("matched as a table")
                     };
-                    merge(old, new);
+                    merge(old, new, value_at);
                 } else {
                     *existing = value;
                 }
@@ -252,7 +257,14 @@ pub fn drift(old: &[String], new: &[String]) -> Vec<String> {
         let mut map = BTreeMap::new();
         for arg in args {
             if let Ok((path, span)) = shape(arg) {
-                map.insert(path.join("."), arg[span].trim().to_owned());
+                // `[0.1]` and `[ 0.1 ]` are the same value.
+                let raw = arg[span].trim();
+                let value = format!("v = {raw}")
+                    .parse::<toml::Table>()
+                    .ok()
+                    .and_then(|t| t.get("v").map(ToString::to_string))
+                    .unwrap_or_else(|| raw.to_owned());
+                map.insert(path.join("."), value);
             }
         }
         for key in RESUMABLE {
@@ -308,6 +320,13 @@ mod tests {
     fn drift_ignores_processes_and_timeout() {
         let old = ["range.end=5".to_owned(), "pool.processes=2".to_owned()];
         let new = ["range.end = 5".to_owned(), "pool.timeout=\"1s\"".to_owned()];
+        assert!(
+            drift(
+                &["matrix.lr=[0.1,0.2]".into()],
+                &["matrix.lr=[ 0.1, 0.2 ]".into()]
+            )
+            .is_empty()
+        );
         assert!(drift(&old, &new).is_empty());
         assert_eq!(drift(&old, &[]), ["  --set range.end=5: not given now"]);
     }

@@ -50,6 +50,60 @@ pub struct List {
     pub items: Arc<Items>,
     /// Items per task.
     pub chunk_size: NonZeroU64,
+    /// The chunks that hold the same items as another chunk.
+    pub repeats: Arc<Repeats>,
+}
+
+impl List {
+    /// `items` in chunks of `chunk_size`.
+    pub fn new(items: Arc<Items>, chunk_size: NonZeroU64) -> Self {
+        let repeats = Arc::new(Repeats::of(&items, chunk_size));
+        Self {
+            items,
+            chunk_size,
+            repeats,
+        }
+    }
+}
+
+/// Chunks of a list that hold the same items as another chunk (an item listed twice): for each,
+/// how many equal chunks come before it and how many there are in all. Tasks are told apart by
+/// their items, so a repeated chunk needs this to be a task of its own for resume, `{seed}` and
+/// `poolrun diff`. Only repeated chunks are stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Repeats(std::collections::HashMap<u64, (u32, u32)>);
+
+impl Repeats {
+    /// Finds the repeated chunks by sorting the chunks' indices by their bytes.
+    fn of(items: &Items, chunk_size: NonZeroU64) -> Self {
+        let size = usize::try_from(chunk_size.get()).unwrap_or(usize::MAX);
+        let chunks = items.len().div_ceil(size);
+        let bytes = |chunk: u32| {
+            let first = chunk as usize * size;
+            items.span(first, size.min(items.len() - first))
+        };
+        let Ok(count) = u32::try_from(chunks) else {
+            return Self::default();
+        };
+        let mut order: Vec<u32> = (0..count).collect();
+        order.sort_unstable_by(|&a, &b| bytes(a).cmp(bytes(b)).then(a.cmp(&b)));
+        let mut repeats = std::collections::HashMap::new();
+        for group in order.chunk_by(|&a, &b| bytes(a) == bytes(b)) {
+            if let Ok(all) = u32::try_from(group.len())
+                && all > 1
+            {
+                for (before, &chunk) in (0u32..).zip(group) {
+                    repeats.insert(u64::from(chunk), (before, all));
+                }
+            }
+        }
+        Self(repeats)
+    }
+
+    /// For chunk `index`: equal chunks before it, and equal chunks in all (itself included).
+    pub fn of_chunk(&self, index: u64) -> (u32, u32) {
+        self.0.get(&index).copied().unwrap_or((0, 1))
+    }
 }
 
 impl Source {
@@ -287,6 +341,19 @@ impl Items {
         &self.data[start..usize::try_from(self.ends[i]).expect("in memory")]
     }
 
+    /// Items `first..first + count` as stored, newlines between them.
+    pub fn span(&self, first: usize, count: usize) -> &[u8] {
+        if count == 0 {
+            return &[];
+        }
+        let start = if first == 0 {
+            0
+        } else {
+            usize::try_from(self.ends[first - 1]).expect("in memory") + 1
+        };
+        &self.data[start..usize::try_from(self.ends[first + count - 1]).expect("in memory")]
+    }
+
     /// Every item, a newline after each: the snapshot's bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.data
@@ -328,6 +395,8 @@ pub struct Matrix {
 pub struct Combo {
     /// By key index.
     pub values: Vec<Option<Param>>,
+    /// How many earlier combinations have the same values (a value listed twice).
+    pub repeat: u32,
 }
 
 /// A parameter's value.
@@ -345,6 +414,33 @@ impl Combo {
     /// The parameters it sets, in key order.
     pub fn params(&self) -> impl Iterator<Item = &Param> {
         self.values.iter().flatten()
+    }
+
+    /// What identifies it whatever the order of the keys: each parameter's key, type and
+    /// value text, sorted by key.
+    pub fn identity(&self) -> Vec<(&str, &'static str, &str)> {
+        let mut id: Vec<_> = self
+            .params()
+            .map(|p| (p.key.as_ref(), p.value.type_str(), p.text.as_str()))
+            .collect();
+        id.sort_unstable();
+        id
+    }
+}
+
+/// Sets each combination's `repeat`: how many earlier ones have the same values.
+pub fn count_repeats(combos: &mut [Combo]) {
+    let mut seen: std::collections::HashMap<Vec<(String, &'static str, String)>, u32> =
+        std::collections::HashMap::new();
+    for combo in combos {
+        let id = combo
+            .identity()
+            .into_iter()
+            .map(|(k, t, v)| (k.to_owned(), t, v.to_owned()))
+            .collect();
+        let count = seen.entry(id).or_insert(0);
+        combo.repeat = *count;
+        *count += 1;
     }
 }
 

@@ -196,6 +196,20 @@ impl Plan {
         self.render(id, true)
     }
 
+    /// How many earlier tasks have the same items and parameters as chunk `index` with
+    /// `combo`: earlier equal combinations each ran every chunk equal to this one, and this
+    /// combination ran the equal chunks before it.
+    fn repeat(&self, index: u64, combo: Option<&Combo>) -> u64 {
+        let (before, all) = self
+            .job
+            .source
+            .as_ref()
+            .and_then(crate::job::Source::list)
+            .map_or((0, 1), |list| list.repeats.of_chunk(index));
+        let combos_before = combo.map_or(0, |c| c.repeat);
+        u64::from(combos_before) * u64::from(all) + u64::from(before)
+    }
+
     fn render(&self, id: TaskId, keyed: bool) -> Task {
         assert!(
             id.0 < self.len,
@@ -203,14 +217,16 @@ impl Plan {
             self.len
         );
         let job = &self.job;
-        let (combo, chunk) = (id.0 / self.chunks, id.0 % self.chunks);
+        let (combo, index) = (id.0 / self.chunks, id.0 % self.chunks);
         let combo = job
             .matrix
             .as_ref()
             .map(|m| &m.combos[usize::try_from(combo).expect("combinations are in memory")]);
-        let chunk = job.source.as_ref().map_or(Chunk::None, |s| s.chunk(chunk));
-        let content =
-            (keyed || job.seed.is_some()).then(|| content_digest(&chunk, combo.map(AsRef::as_ref)));
+        let chunk = job.source.as_ref().map_or(Chunk::None, |s| s.chunk(index));
+        let content = (keyed || job.seed.is_some()).then(|| {
+            let repeat = self.repeat(index, combo.map(AsRef::as_ref));
+            content_digest(&chunk, combo.map(AsRef::as_ref), repeat)
+        });
         let seed = job
             .seed
             .zip(content.as_ref())
@@ -283,8 +299,10 @@ impl Plan {
     }
 }
 
-/// The SHA-256 of a task's items and parameters, each length-prefixed.
-fn content_digest(chunk: &Chunk<'_>, combo: Option<&Combo>) -> [u8; 32] {
+/// The SHA-256 of a task's items and parameters (sorted by key, so the order of the matrix's
+/// keys does not matter), each length-prefixed; with `repeat`, the number of earlier tasks with
+/// the same items and parameters, when there are any.
+fn content_digest(chunk: &Chunk<'_>, combo: Option<&Combo>, repeat: u64) -> [u8; 32] {
     let mut hash = Sha256::new();
     let mut field = |bytes: &[u8]| {
         hash.update((bytes.len() as u64).to_le_bytes());
@@ -310,10 +328,15 @@ fn content_digest(chunk: &Chunk<'_>, combo: Option<&Combo>) -> [u8; 32] {
         }
         Chunk::None => field(b"none"),
     }
-    for param in combo.iter().flat_map(|c| c.params()) {
+    for (key, kind, text) in combo.map(Combo::identity).unwrap_or_default() {
         field(b"param");
-        field(param.key.as_bytes());
-        field(param.text.as_bytes());
+        field(key.as_bytes());
+        field(kind.as_bytes());
+        field(text.as_bytes());
+    }
+    if repeat > 0 {
+        field(b"repeat");
+        field(&repeat.to_le_bytes());
     }
     hash.finalize().into()
 }
@@ -328,7 +351,7 @@ pub fn range_content_key(start: i64, last: i64, end: i64, count: u64) -> String 
         count,
         step: 0,
     };
-    crate::job::hex(&content_digest(&chunk, None)[..8])
+    crate::job::hex(&content_digest(&chunk, None, 0)[..8])
 }
 
 /// `{seed}`: from the base seed and the task's content, so it does not change when the task's

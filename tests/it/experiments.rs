@@ -432,3 +432,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_inline_table_in_set_replaces_the_whole_table() {
+    let job = Job::new("command = \"echo {start}\"\n[range]\nstart = 0\nend = 3\nstep = 0\n");
+    // The file's `step = 0` goes with its [range].
+    let run = job.cmd("plan", &["--json", "--set", "range={start=5, end=7}"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let plan: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(plan.len(), 2);
+    // A dotted key changes one key: the file's `step = 0` is still wrong, and said to be.
+    let run = job.cmd("plan", &["--set", "range.end=5"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("job.toml:5:8"), "{}", run.stderr);
+    // A comment sets nothing.
+    let run = job.cmd("plan", &["--set", "#=1"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("sets no key"), "{}", run.stderr);
+}

@@ -450,3 +450,98 @@ fn glob_snapshots_are_kept_with_their_digest() {
         run.stderr
     );
 }
+
+/// An item listed twice makes two tasks with the same items: each keeps its own outcome on
+/// `--resume`, its own seed and its own output.
+#[test]
+fn repeated_items_are_tasks_of_their_own() {
+    let job = Job::new(
+        r#"command = "if mkdir claimed 2>/dev/null; then echo first {seed}; exit 1; fi; echo second {seed}"
+seed = 5
+[values]
+items = ["a", "a"]
+[pool]
+processes = 1
+"#,
+    );
+    assert_eq!(job.run(&["-q"]).code, 1);
+    let report = job.report();
+    let keys: Vec<&str> = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["content_key"].as_str().unwrap())
+        .collect();
+    assert_ne!(keys[0], keys[1]);
+    assert_ne!(report["tasks"][0]["seed"], report["tasks"][1]["seed"]);
+    // Only the failed one runs again; the one that succeeded keeps its row and its output.
+    let run = job.run(&["--resume", "-q"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let after = job.report();
+    assert_eq!(after["tasks"][0]["attempts"], 2);
+    assert_eq!(after["tasks"][1]["attempts"], 1);
+    let out = outputs(&job);
+    assert!(out[0].starts_with("second "), "{out:?}");
+    assert!(out[1].starts_with("second "), "{out:?}");
+}
+
+#[test]
+fn the_order_of_matrix_keys_changes_no_seed() {
+    let seeds = |matrix: &str| -> Vec<(String, u64)> {
+        let job = Job::new(&format!(
+            "command = \"echo {{seed}}\"\nseed = 1\n[matrix]\n{matrix}\n"
+        ));
+        let mut seeds: Vec<(String, u64)> = plan(&job, &[])
+            .iter()
+            .map(|t| (t["params"].to_string(), t["seed"].as_u64().unwrap()))
+            .collect();
+        seeds.sort();
+        seeds
+    };
+    assert_eq!(
+        seeds("lr = [0.1, 0.2]\nmodel = [\"s\", \"l\"]"),
+        seeds("model = [\"s\", \"l\"]\nlr = [0.1, 0.2]")
+    );
+}
+
+#[test]
+fn include_compares_numbers_as_numbers_and_checks_variable_names() {
+    let job = Job::new(
+        "command = \"echo {lr} {extra}\"\n[matrix]\nlr = [1.0, 2.0]\ninclude = [{ lr = 1, extra = \"x\" }]\n",
+    );
+    let commands: Vec<String> = plan(&job, &[])
+        .iter()
+        .map(|t| t["command"][2].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(commands, ["echo 1.0 x", "echo 2.0 ''"]);
+    let clash =
+        Job::new("command = \"true\"\n[matrix]\nmy-key = [1]\ninclude = [{ my_key = 2 }]\n");
+    let run = clash.cmd("validate", &[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("POOLRUN_PARAM_MY_KEY"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_task_never_inherits_item_or_parameter_variables() {
+    let job = Job::new(
+        r#"command = 'printf "%s|%s|%s" "${{POOLRUN_ITEM-unset}}" "${{POOLRUN_PARAM_STALE-unset}}" "${{POOLRUN_SEED-unset}}"'
+[values]
+items = [1, 2]
+chunk-size = 2
+"#,
+    );
+    let out = poolrun()
+        .current_dir(job.dir.path())
+        .args(["run", "job.toml", "-q"])
+        .env("POOLRUN_ITEM", "outer")
+        .env("POOLRUN_PARAM_STALE", "outer")
+        .env("POOLRUN_SEED", "outer")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(outputs(&job), ["unset|unset|unset"]);
+}
