@@ -26,6 +26,8 @@ pub(super) fn resume(args: &RunArgs) -> Result<u8, Error> {
         ));
     }
     let mut overrides = run::overrides(&args.options, &args.set);
+    // Read once: a job file from stdin cannot be read twice.
+    let read = job::read(&args.job)?;
     let target = args.resume.as_deref().unwrap_or(Path::new("latest"));
     let path = if target == Path::new("latest") {
         // Only the job's run directory is needed to find its latest run, not its items.
@@ -33,7 +35,7 @@ pub(super) fn resume(args: &RunArgs) -> Result<u8, Error> {
             snapshot: Some(Arc::default()),
             ..overrides.clone()
         };
-        resolve(&job::load(&args.job, &locating)?, target)?
+        resolve(&job::load_read(&read, &locating)?, target)?
     } else {
         resolve_path(target)?
     };
@@ -62,7 +64,7 @@ pub(super) fn resume(args: &RunArgs) -> Result<u8, Error> {
     if let Some(sha256) = &snapshot {
         overrides.snapshot = Some(Arc::new(dir.read_snapshot(sha256)?));
     }
-    let job = &Arc::new(job::load(&args.job, &overrides)?);
+    let job = &Arc::new(job::load_read(&read, &overrides)?);
     super::plan::check_size(job, args.options.allow_huge)?;
     check_same_job(job, &dir, &peek)?;
     let recorded_set = recorded.map(|p| p.set.clone()).unwrap_or_default();

@@ -61,6 +61,23 @@ pub const STDIN_PATH: &str = "/dev/stdin";
 /// `/dev/fd/N`) they start at the current directory, so runs never land next to a device.
 /// The path `-` is stdin.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Job, JobError> {
+    load_read(&read(path)?, overrides)
+}
+
+/// A job file as read, before it is parsed: what `load_read` loads, as often as needed (a job
+/// read from stdin can be read only once).
+#[derive(Debug, Clone)]
+pub struct ReadJob {
+    /// As messages name it.
+    shown: PathBuf,
+    absolute: PathBuf,
+    base_dir: PathBuf,
+    text: JobText,
+    from_stdin: bool,
+}
+
+/// Reads the job file at `path` (`-` is stdin).
+pub fn read(path: &Path) -> Result<ReadJob, JobError> {
     let stdin = path == Path::new("-");
     let path = if stdin { Path::new(STDIN_PATH) } else { path };
     let read_error = |source| JobError::Read {
@@ -68,23 +85,52 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Job, JobError> {
         source,
     };
     let absolute = std::path::absolute(path).map_err(read_error)?;
-    let read = read_job_file(path)?;
-    let base_dir = if read.regular {
-        absolute.parent().unwrap_or(Path::new("/")).to_owned()
-    } else {
-        std::env::current_dir().map_err(read_error)?
-    };
+    let text = read_job_file(path)?;
     let from_stdin = stdin
         || ["/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"]
             .iter()
             .any(|p| path == Path::new(p));
+    // A descriptor's name (`/dev/stdin` of `< job.toml`, `/dev/fd/3`) is a regular file when the
+    // descriptor is one, but its folder is /dev: runs go under the current directory then too.
+    let descriptor = from_stdin
+        || ["/dev/fd/", "/proc/self/fd/"].iter().any(|p| {
+            absolute
+                .as_os_str()
+                .as_encoded_bytes()
+                .starts_with(p.as_bytes())
+        });
+    let base_dir = if text.regular && !descriptor {
+        absolute.parent().unwrap_or(Path::new("/")).to_owned()
+    } else {
+        std::env::current_dir().map_err(read_error)?
+    };
+    Ok(ReadJob {
+        // Messages name the file as the user did; `-` is `<stdin>`.
+        shown: if stdin {
+            "<stdin>".into()
+        } else {
+            path.to_owned()
+        },
+        absolute,
+        base_dir,
+        text,
+        from_stdin,
+    })
+}
+
+/// Parses and validates a job file `read` read.
+pub fn load_read(read: &ReadJob, overrides: &Overrides) -> Result<Job, JobError> {
     let overrides = Overrides {
-        job_from_stdin: overrides.job_from_stdin || from_stdin,
+        job_from_stdin: overrides.job_from_stdin || read.from_stdin,
         ..overrides.clone()
     };
-    // Messages name the file as the user did; `-` is `<stdin>`.
-    let shown = if stdin { Path::new("<stdin>") } else { path };
-    from_text(shown, &absolute, &base_dir, read, &overrides)
+    from_text(
+        &read.shown,
+        &read.absolute,
+        &read.base_dir,
+        read.text.clone(),
+        &overrides,
+    )
 }
 
 /// Loads the copy of a job file that a run directory keeps (`copy`), as if it were still the
@@ -150,6 +196,7 @@ fn deserialize(shown: &str, text: &str, sets: &Sets) -> Result<JobFile, Box<Diag
 }
 
 /// A job file's text as read.
+#[derive(Debug, Clone)]
 struct JobText {
     text: String,
     /// Hex SHA-256 of the bytes.

@@ -450,3 +450,28 @@ fn an_inline_table_in_set_replaces_the_whole_table() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("sets no key"), "{}", run.stderr);
 }
+
+/// `poolrun run - < job.toml`: stdin is then a regular file, and its name (/dev/stdin) is in
+/// /dev; the run still goes under the current directory, and `--resume` reads the job once.
+#[test]
+fn a_job_redirected_from_a_file_runs_and_resumes_under_the_current_directory() {
+    let job = Job::new(
+        "name = \"redirected\"\ncommand = \"test {item} != 2 || test -e ok\"\n[values]\nitems = [1, 2]\n",
+    );
+    let run_with_stdin = |args: &[&str]| -> Run {
+        poolrun()
+            .current_dir(job.dir.path())
+            .args(args)
+            .stdin(std::fs::File::open(&job.path).unwrap())
+            .output()
+            .unwrap()
+            .into()
+    };
+    assert_eq!(run_with_stdin(&["run", "-", "-q"]).code, 1);
+    assert!(job.file("runs/redirected/latest").exists());
+    std::fs::write(job.file("ok"), "").unwrap();
+    let resumed = run_with_stdin(&["run", "-", "--resume", "-q"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let run = run_with_stdin(&["run", "/dev/stdin", "-q"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
