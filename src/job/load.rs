@@ -318,29 +318,14 @@ fn serde_diagnostic(
     sets: &Sets,
 ) -> Box<Diagnostic> {
     let span = error.span();
+    let message = plain_message(error.message());
     if let Some((arg, local)) = span
         .as_ref()
         .filter(|s| s.start > text.len())
         .and_then(|s| sets.locate(s))
     {
-        return overrides::diagnostic(
-            arg,
-            Some(local),
-            error
-                .message()
-                .trim()
-                .replace("expected i64", "expected a 64-bit integer"),
-        );
+        return overrides::diagnostic(arg, Some(local), message, None);
     }
-    let message = error
-        .message()
-        .trim()
-        .replace("expected i64", "expected a 64-bit integer")
-        .replace(" as i128", "");
-    let message = match message.split_once("expected struct ") {
-        Some((head, _)) => format!("{head}expected a table"),
-        None => message,
-    };
     // A missing key is reported on the table that lacks it; the whole document for the root.
     let missing = message
         .strip_prefix("missing field `")
@@ -369,6 +354,23 @@ fn serde_diagnostic(
     Diagnostic::new(file, text, span.filter(|_| !whole), message)
         .with_key(diagnostic::render_path(&path))
         .with_help(help)
+}
+
+/// A serde message in the words of the job file: TOML's types, not Rust's.
+fn plain_message(message: &str) -> String {
+    let message = message
+        .trim()
+        .replace("expected i64", "expected a 64-bit integer")
+        .replace(" as i128", "")
+        // A TOML date or time reaches serde as a map.
+        .replace(
+            "invalid type: map, expected a string",
+            "expected a string, found a date or time (quote it)",
+        );
+    match message.split_once("expected struct ") {
+        Some((head, _)) => format!("{head}expected a table"),
+        None => message,
+    }
 }
 
 /// For serde's "unknown field `x`, expected one of `a`, `b`": the nearest known key, if any.
@@ -413,6 +415,8 @@ impl Validator {
                 }
             })
             .collect();
+        let text = &self.origin.text;
+        let key = diagnostic::render_path(&parts);
         if let Some((arg, span)) = self.sets.find(&parts) {
             let span = match (span, inner) {
                 (Some(s), Some((offset, len))) => {
@@ -420,10 +424,14 @@ impl Validator {
                 }
                 (span, _) => span,
             };
-            return overrides::diagnostic(arg, span, message);
+            return overrides::diagnostic(arg, span, message, key);
         }
-        let text = &self.origin.text;
         let mut span = diagnostic::span_of(text, &parts);
+        if span.is_none()
+            && let Some((arg, span)) = self.sets.find_within(&parts)
+        {
+            return overrides::diagnostic(arg, span, message, key);
+        }
         if let (Some(s), Some((offset, len))) = (span.clone(), inner) {
             span = Some(diagnostic::span_in_string(text, s, offset, len));
         }
@@ -563,11 +571,20 @@ impl Validator {
                 None,
                 "expected a command, found an empty string".into(),
             )),
-            CommandSpec::Shell(script) => Ok(Command::Shell(self.template(
-                &["command"],
-                script,
-                params,
-            )?)),
+            CommandSpec::Shell(script) => {
+                let template = self.template(&["command"], script, params)?;
+                if let Some(place) = template.escaped_placeholder() {
+                    let message =
+                        "a `\\` right before a placeholder would escape its value's first character"
+                            .to_owned();
+                    let help =
+                        "leave the backslash out: poolrun quotes every value for where it stands";
+                    return Err(self
+                        .error(&["command"], Some(place), message)
+                        .with_help(Some(help.to_owned())));
+                }
+                Ok(Command::Shell(template))
+            }
             CommandSpec::Argv(argv) if argv.is_empty() => Err(self.error(
                 &["command"],
                 None,

@@ -278,30 +278,135 @@ impl Template {
         String::from_utf8_lossy(&self.render(values)).into_owned()
     }
 
-    /// Renders for `/bin/sh -c`: every value is shell-quoted, so it reaches the command as literal
-    /// bytes whatever they are. `{items}` becomes one quoted word per item.
+    /// Renders for `/bin/sh -c`: every value is quoted for where it stands, so it reaches the
+    /// command as literal bytes whatever they are. Outside quotes a value is one shell word
+    /// (`{items}` one word per item); inside `'...'` or `"..."` that the template opened, it is
+    /// escaped for those quotes and stays inside them (`'since={start}'`, `"file: {item}"`).
     pub fn render_shell(&self, values: &dyn Values) -> Vec<u8> {
         let mut out = Vec::new();
         let mut value = Vec::new();
+        let mut quote = ShellState::default();
         for segment in &self.segments {
             match segment {
-                Segment::Literal(text) => out.extend_from_slice(text.as_bytes()),
+                Segment::Literal(text) => {
+                    out.extend_from_slice(text.as_bytes());
+                    quote.scan(text);
+                }
                 Segment::Value(Placeholder::Items) => {
                     values.items(&mut |i, item| {
                         if i > 0 {
                             out.push(b' ');
                         }
-                        shell_quote_into(item, &mut out);
+                        quote.quote_into(item, &mut out);
                     });
                 }
                 Segment::Value(p) => {
                     value.clear();
                     values.put(*p, &mut value);
-                    shell_quote_into(&value, &mut out);
+                    quote.quote_into(&value, &mut out);
                 }
             }
         }
         out
+    }
+
+    /// For a shell command: the first placeholder written right after an unescaped `\`, which
+    /// would escape the value's first byte (and so unbalance its quoting). Byte offset and
+    /// length in the template's text.
+    pub fn escaped_placeholder(&self) -> Option<(usize, usize)> {
+        let mut quote = ShellState::default();
+        let mut places = self.places.iter();
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(text) => quote.scan(text),
+                Segment::Value(_) => {
+                    let place = places.next();
+                    if quote.escaped {
+                        return place.map(|&(_, at, len)| (at, len));
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Where the text of a shell command is, as far as quoting goes: what decides how a value
+/// inserted there must be quoted to stay data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ShellState {
+    quote: Quote,
+    /// The last byte was an unescaped `\` (outside quotes or inside double quotes).
+    escaped: bool,
+    /// Inside a `#` comment, which ends at a newline.
+    comment: bool,
+    /// The last byte ends a word (or nothing came yet): a `#` here starts a comment.
+    word_start: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Quote {
+    #[default]
+    None,
+    Single,
+    Double,
+}
+
+impl ShellState {
+    /// Follows POSIX shell quoting through `text`.
+    fn scan(&mut self, text: &str) {
+        for c in text.chars() {
+            if self.comment {
+                self.comment = c != '\n';
+                self.word_start = true;
+                continue;
+            }
+            if self.escaped {
+                self.escaped = false;
+                self.word_start = false;
+                continue;
+            }
+            match (self.quote, c) {
+                (Quote::None, '\'') => self.quote = Quote::Single,
+                (Quote::None, '"') => self.quote = Quote::Double,
+                (Quote::None | Quote::Double, '\\') => self.escaped = true,
+                (Quote::None, '#') if self.word_start => self.comment = true,
+                (Quote::Single, '\'') | (Quote::Double, '"') => self.quote = Quote::None,
+                _ => {}
+            }
+            self.word_start =
+                self.quote == Quote::None && (c.is_whitespace() || ";&|()<>".contains(c));
+        }
+    }
+
+    /// Appends `value` so that the shell reads it back as exactly `value` here.
+    fn quote_into(&mut self, value: &[u8], out: &mut Vec<u8>) {
+        match self.quote {
+            _ if self.comment => out.extend_from_slice(value),
+            Quote::None => shell_quote_into(value, out),
+            // Inside '...' only `'` ends the quotes: close, an escaped quote, open again.
+            Quote::Single => {
+                for &c in value {
+                    if c == b'\'' {
+                        out.extend_from_slice(b"'\\''");
+                    } else {
+                        out.push(c);
+                    }
+                }
+            }
+            // Inside "..." these four are special; a backslash makes each literal.
+            Quote::Double => {
+                for &c in value {
+                    if matches!(c, b'$' | b'`' | b'"' | b'\\') {
+                        out.push(b'\\');
+                    }
+                    out.push(c);
+                }
+            }
+        }
+        if !value.is_empty() {
+            self.word_start = false;
+        }
     }
 }
 
@@ -525,6 +630,26 @@ mod quoting {
             expected.extend_from_slice(&[b"-", value.as_slice(), b"-"].concat());
             expected.push(0);
             prop_assert_eq!(sh(&script), expected);
+        }
+
+        /// Inside quotes the template opened, a value stays inside them, byte for byte.
+        #[test]
+        fn a_quoted_shell_value_arrives_literally(value in bytes()) {
+            for template in [
+                "printf '%s\\0' 'x={item}'",
+                "printf '%s\\0' \"x={item}\"",
+                "printf '%s\\0' x=\"{item}\"'{item}'{item}",
+            ] {
+                let t = Template::parse(template, &Placeholder::ALL).unwrap();
+                let script = t.render_shell(&Arbitrary(value.clone(), vec![]));
+                let mut expected = b"x=".to_vec();
+                let copies = template.matches("{item}").count();
+                for _ in 0..copies {
+                    expected.extend_from_slice(&value);
+                }
+                expected.push(0);
+                prop_assert_eq!(sh(&script), expected, "{}", template);
+            }
         }
 
         /// In an argv command, a placeholder stays inside its own argument, unchanged.

@@ -545,3 +545,46 @@ chunk-size = 2
     assert!(out.status.success());
     assert_eq!(outputs(&job), ["unset|unset|unset"]);
 }
+
+/// A placeholder inside quotes the command opened stays data: SPEC section 2's own example puts
+/// `{start}` and `{last}` inside '...'.
+#[test]
+fn a_placeholder_inside_quotes_is_data_too() {
+    let job = Job::new(
+        r#"command = "printf '%s|' 'since={start}&until={last}' \"file: {item}\" x{item}x # {item}"
+[lines]
+file = "list.txt"
+"#,
+    );
+    std::fs::write(
+        job.file("list.txt"),
+        "$(touch pwned)\nit's \"q\" `x` \\n $HOME\n",
+    )
+    .unwrap();
+    let run = job.run(&["-q"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!job.file("pwned").exists());
+    assert_eq!(
+        outputs(&job),
+        [
+            "since=$(touch pwned)&until=$(touch pwned)|file: $(touch pwned)|x$(touch pwned)x|",
+            "since=it's \"q\" `x` \\n $HOME&until=it's \"q\" `x` \\n $HOME|file: it's \"q\" `x` \\n $HOME|xit's \"q\" `x` \\n $HOMEx|"
+        ]
+    );
+    let escaped = Job::new("command = \"echo \\\\{item}\"\n[values]\nitems = [1]\n");
+    let run = escaped.cmd("validate", &[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("right before a placeholder"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_empty_matrix_says_so() {
+    let job = Job::new("command = \"true\"\n[matrix]\ninclude = []\n");
+    let run = job.cmd("validate", &[]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("the matrix is empty"), "{}", run.stderr);
+}
