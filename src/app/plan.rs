@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::cli::PlanArgs;
 use crate::error::{Error, exit};
+use crate::job::template::shell_quote_into;
 use crate::job::{self, HUGE_PLAN, Job, Overrides};
 use crate::plan::{Plan, RunInfo, Task, TaskItems};
 use crate::report::TaskRecord;
@@ -109,7 +110,17 @@ fn plan_table(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
             [sh, c, script] if sh == "/bin/sh" && c == "-c" => {
                 script.to_string_lossy().into_owned()
             }
-            _ => task.argv_text().join(" "),
+            // Each argument as a shell word: where one ends is plain.
+            argv => {
+                let mut line = Vec::new();
+                for (i, arg) in argv.iter().enumerate() {
+                    if i > 0 {
+                        line.push(b' ');
+                    }
+                    shell_quote_into(arg.as_encoded_bytes(), &mut line);
+                }
+                String::from_utf8_lossy(&line).into_owned()
+            }
         };
         writeln!(out, "{:>6}  {:<24}  {command}", task.id, describe(&task))?;
     }

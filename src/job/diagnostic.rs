@@ -210,6 +210,10 @@ pub fn span_of(text: &str, path: &[KeyPart]) -> Option<Range<usize>> {
 /// string is written without escapes (so positions map one to one); else the whole value.
 pub fn span_in_string(text: &str, span: Range<usize>, offset: usize, len: usize) -> Range<usize> {
     let raw = &text[span.clone()];
+    // A bare word (a `--set` value taken as a string) maps one to one.
+    if !raw.starts_with(['"', '\'']) && offset + len <= raw.len() {
+        return span.start + offset..span.start + offset + len;
+    }
     for quote in ["\"\"\"", "'''", "\"", "'"] {
         if let Some(inner) = raw.strip_prefix(quote).and_then(|r| r.strip_suffix(quote)) {
             let escaped = quote.starts_with('"') && inner.contains('\\');

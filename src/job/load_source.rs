@@ -52,8 +52,10 @@ impl Validator {
                 let at = format!("[{i}]");
                 let path = ["values", "items", at.as_str()];
                 let Some(text) = scalar_text(value) else {
-                    let message =
-                        format!("expected a string or a number, found {}", value.type_str());
+                    let message = format!(
+                        "expected a string, number or boolean, found {}",
+                        value.type_str()
+                    );
                     return Err(self.error(&path, None, message));
                 };
                 if let Some(bad) = text.find(['\n', '\0']) {
@@ -259,13 +261,19 @@ impl Validator {
         for (i, entry) in exclude.unwrap_or_default().iter().enumerate() {
             for (key, _) in entry {
                 if !keys.iter().take(original).any(|k| k == key.as_ref()) {
-                    let message = format!(
-                        "`exclude` names `{key}`, which is not a key of the matrix ({})",
-                        keys.iter()
-                            .map(|k| format!("`{k}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
+                    let message = if keys.is_empty() {
+                        format!(
+                            "`exclude` names `{key}`, but the matrix has no keys to exclude from"
+                        )
+                    } else {
+                        format!(
+                            "`exclude` names `{key}`, which is not a key of the matrix ({})",
+                            keys.iter()
+                                .map(|k| format!("`{k}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    };
                     return Err(self.error(
                         &["matrix", "exclude", &format!("[{i}]"), key],
                         None,
@@ -287,8 +295,11 @@ impl Validator {
             combo.values.resize(width, None);
         }
         if combos.is_empty() {
-            let message =
-                "the matrix has no combination left: `exclude` removes every one".to_owned();
+            let message = if original == 0 {
+                "the matrix is empty: it needs a key with values, or an `include` entry".to_owned()
+            } else {
+                "the matrix has no combination left: `exclude` removes every one".to_owned()
+            };
             return Err(self.error(&["matrix"], None, message));
         }
         if combos.len() > MAX_COMBINATIONS {

@@ -97,13 +97,37 @@ impl Sets {
         let span = diagnostic::span_of(&arg.text, path).or(Some(arg.value.clone()));
         Some((&arg.text, span))
     }
+
+    /// For an error at `path` that the job file has no key for: the last argument that set a
+    /// key inside it (`--set lines.file=x` made the `[lines]` an error is about), and the span of
+    /// that argument's key.
+    pub fn find_within(&self, path: &[KeyPart]) -> Option<(&str, Option<Range<usize>>)> {
+        if path.is_empty() {
+            return None;
+        }
+        let arg = self.args.iter().rev().find(|a| {
+            a.path.len() > path.len()
+                && path
+                    .iter()
+                    .zip(&a.path)
+                    .all(|(p, k)| matches!(p, KeyPart::Key(q) if q == k))
+        })?;
+        Some((&arg.text, Some(0..arg.value.start.saturating_sub(1))))
+    }
 }
 
-/// A diagnostic pointing into a `--set` argument.
-pub fn diagnostic(arg: &str, span: Option<Range<usize>>, message: String) -> Box<Diagnostic> {
-    let key = span
-        .as_ref()
-        .and_then(|s| diagnostic::render_path(&diagnostic::path_at(arg, s.start)));
+/// A diagnostic pointing into a `--set` argument; `key` is the key path it is about (by
+/// default, the one at the span).
+pub fn diagnostic(
+    arg: &str,
+    span: Option<Range<usize>>,
+    message: String,
+    key: Option<String>,
+) -> Box<Diagnostic> {
+    let key = key.or_else(|| {
+        span.as_ref()
+            .and_then(|s| diagnostic::render_path(&diagnostic::path_at(arg, s.start)))
+    });
     Diagnostic::new(SET_LABEL, arg, span, message).with_key(key)
 }
 
@@ -129,6 +153,7 @@ fn shape(text: &str) -> Result<(Vec<String>, Range<usize>), Box<Diagnostic>> {
             text,
             span,
             format!("cannot read this as KEY=VALUE: {}", e.message().trim()),
+            None,
         )
         .with_help(help())
     })?;

@@ -466,6 +466,11 @@ pub fn scalar_text(value: &toml::Value) -> Option<String> {
     match value {
         toml::Value::String(s) => Some(s.clone()),
         toml::Value::Integer(i) => Some(i.to_string()),
+        // TOML's spellings of the special floats.
+        toml::Value::Float(f) if f.is_nan() => Some("nan".to_owned()),
+        toml::Value::Float(f) if f.is_infinite() => {
+            Some(if *f > 0.0 { "inf" } else { "-inf" }.to_owned())
+        }
         toml::Value::Float(f) => Some(format!("{f:?}")),
         toml::Value::Boolean(b) => Some(b.to_string()),
         _ => None,

@@ -475,3 +475,24 @@ fn a_job_redirected_from_a_file_runs_and_resumes_under_the_current_directory() {
     let run = run_with_stdin(&["run", "/dev/stdin", "-q"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+#[test]
+fn a_set_that_adds_a_table_is_pointed_at() {
+    let job = Job::new("command = \"echo {item}\"\n[values]\nitems = [1]\n");
+    let run = job.cmd("plan", &["--set", "lines.file=x"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains(" --> --set:1:1\n  |\n1 | lines.file=x\n  | ^^^^^^^^^^"),
+        "{}",
+        run.stderr
+    );
+    let run = job.cmd("plan", &["--set", "name=2024-01-01"]);
+    assert!(
+        run.stderr.contains("found a date or time"),
+        "{}",
+        run.stderr
+    );
+    let run = job.cmd("plan", &["--set", "command=echo ${HOME}"]);
+    assert!(run.stderr.contains("--set:1:15"), "{}", run.stderr);
+}
