@@ -321,7 +321,7 @@ impl Template {
                 Segment::Literal(text) => quote.scan(text),
                 Segment::Value(_) => {
                     let place = places.next();
-                    if quote.escaped {
+                    if quote.last == Last::Backslash {
                         return place.map(|&(_, at, len)| (at, len));
                     }
                 }
@@ -332,16 +332,39 @@ impl Template {
 }
 
 /// Where the text of a shell command is, as far as quoting goes: what decides how a value
-/// inserted there must be quoted to stay data.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// inserted there must be quoted to stay data. Command substitutions (`$(...)`, backquotes)
+/// start a command of their own, quotes and all, even inside double quotes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct ShellState {
-    quote: Quote,
-    /// The last byte was an unescaped `\` (outside quotes or inside double quotes).
-    escaped: bool,
+    /// The outermost command first; a command substitution pushes one.
+    frames: Vec<Frame>,
+    /// What the last character was.
+    last: Last,
     /// Inside a `#` comment, which ends at a newline.
     comment: bool,
-    /// The last byte ends a word (or nothing came yet): a `#` here starts a comment.
-    word_start: bool,
+}
+
+/// What the last character of the text so far means for the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Last {
+    /// It ended a word (or nothing came yet): a `#` here starts a comment.
+    Break,
+    /// An unescaped `\` (outside quotes or inside double quotes): the next is literal.
+    Backslash,
+    /// An unescaped `$` outside single quotes: a `(` next starts a command substitution.
+    Dollar,
+    /// Anything else.
+    Other,
+}
+
+/// One command's quoting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Frame {
+    quote: Quote,
+    /// Parentheses opened inside it and not closed yet (a subshell, `$((...))`).
+    parens: u32,
+    /// It is a backquoted command substitution, which the next backquote ends.
+    backquoted: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -352,37 +375,86 @@ enum Quote {
     Double,
 }
 
+impl Default for ShellState {
+    fn default() -> Self {
+        Self {
+            frames: vec![Frame::default()],
+            last: Last::Break,
+            comment: false,
+        }
+    }
+}
+
 impl ShellState {
+    fn top(&mut self) -> &mut Frame {
+        self.frames
+            .last_mut()
+            .expect("the outermost command is never popped")
+    }
+
     /// Follows POSIX shell quoting through `text`.
     fn scan(&mut self, text: &str) {
         for c in text.chars() {
             if self.comment {
                 self.comment = c != '\n';
-                self.word_start = true;
+                self.last = Last::Break;
                 continue;
             }
-            if self.escaped {
-                self.escaped = false;
-                self.word_start = false;
+            let last = std::mem::replace(&mut self.last, Last::Other);
+            if last == Last::Backslash {
                 continue;
             }
-            match (self.quote, c) {
-                (Quote::None, '\'') => self.quote = Quote::Single,
-                (Quote::None, '"') => self.quote = Quote::Double,
-                (Quote::None | Quote::Double, '\\') => self.escaped = true,
-                (Quote::None, '#') if self.word_start => self.comment = true,
-                (Quote::Single, '\'') | (Quote::Double, '"') => self.quote = Quote::None,
+            let depth = self.frames.len();
+            let frame = *self.top();
+            match (frame.quote, c) {
+                (Quote::None, '\'') => self.top().quote = Quote::Single,
+                (Quote::None, '"') => self.top().quote = Quote::Double,
+                (Quote::Single, '\'') | (Quote::Double, '"') => self.top().quote = Quote::None,
+                (Quote::None | Quote::Double, '\\') => self.last = Last::Backslash,
+                (Quote::None | Quote::Double, '$') => self.last = Last::Dollar,
+                (Quote::None | Quote::Double, '(') if last == Last::Dollar => {
+                    self.frames.push(Frame::default());
+                }
+                (Quote::None, '(') => self.top().parens += 1,
+                (Quote::None, ')') if frame.parens > 0 => self.top().parens -= 1,
+                (Quote::None, ')') if depth > 1 && !frame.backquoted => {
+                    self.frames.pop();
+                }
+                (Quote::None, '`') if frame.backquoted => {
+                    self.frames.pop();
+                }
+                (Quote::None | Quote::Double, '`') => self.frames.push(Frame {
+                    backquoted: true,
+                    ..Frame::default()
+                }),
+                (Quote::None, '#') if last == Last::Break => self.comment = true,
                 _ => {}
             }
-            self.word_start =
-                self.quote == Quote::None && (c.is_whitespace() || ";&|()<>".contains(c));
+            let outside = self.top().quote == Quote::None;
+            if self.last == Last::Other && outside && (c.is_whitespace() || ";&|()<>`".contains(c))
+            {
+                self.last = Last::Break;
+            }
         }
     }
 
     /// Appends `value` so that the shell reads it back as exactly `value` here.
     fn quote_into(&mut self, value: &[u8], out: &mut Vec<u8>) {
-        match self.quote {
+        let frame = *self.top();
+        match frame.quote {
             _ if self.comment => out.extend_from_slice(value),
+            // Inside backquotes the shell takes `\`, `` ` `` and `$` after a backslash first
+            // (single quotes do not hide a backquote there): a word, with those escaped.
+            Quote::None if frame.backquoted => {
+                let mut word = Vec::with_capacity(value.len() + 2);
+                shell_quote_into(value, &mut word);
+                for c in word {
+                    if matches!(c, b'`' | b'\\' | b'$') {
+                        out.push(b'\\');
+                    }
+                    out.push(c);
+                }
+            }
             Quote::None => shell_quote_into(value, out),
             // Inside '...' only `'` ends the quotes: close, an escaped quote, open again.
             Quote::Single => {
@@ -405,7 +477,7 @@ impl ShellState {
             }
         }
         if !value.is_empty() {
-            self.word_start = false;
+            self.last = Last::Other;
         }
     }
 }
@@ -639,13 +711,24 @@ mod quoting {
                 "printf '%s\\0' 'x={item}'",
                 "printf '%s\\0' \"x={item}\"",
                 "printf '%s\\0' x=\"{item}\"'{item}'{item}",
+                "printf '%s\\0' \"x=$(printf '%s' {item})\"",
+                "printf '%s\\0' \"x=$(printf '%s' \"{item}\")\"",
+                "printf '%s\\0' x=\"$( (printf '%s' '{item}') )\"",
+                "printf '%s\\0' \"x=`printf '%s' {item}`\"",
             ] {
                 let t = Template::parse(template, &Placeholder::ALL).unwrap();
                 let script = t.render_shell(&Arbitrary(value.clone(), vec![]));
                 let mut expected = b"x=".to_vec();
                 let copies = template.matches("{item}").count();
+                // A command substitution drops the trailing newlines of what it prints.
+                let mut shown = value.as_slice();
+                if template.contains("$(") || template.contains('`') {
+                    while let [rest @ .., b'\n'] = shown {
+                        shown = rest;
+                    }
+                }
                 for _ in 0..copies {
-                    expected.extend_from_slice(&value);
+                    expected.extend_from_slice(shown);
                 }
                 expected.push(0);
                 prop_assert_eq!(sh(&script), expected, "{}", template);
