@@ -110,6 +110,16 @@ fn plan_table(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
             [sh, c, script] if sh == "/bin/sh" && c == "-c" => {
                 script.to_string_lossy().into_owned()
             }
+            // The values passed beside the script, after it as `$1=...`.
+            [sh, c, script, _zero, params @ ..] if sh == "/bin/sh" && c == "-c" => {
+                let mut line = script.as_encoded_bytes().to_vec();
+                line.extend_from_slice(b"   #");
+                for (i, param) in params.iter().enumerate() {
+                    line.extend_from_slice(format!(" ${}=", i + 1).as_bytes());
+                    shell_quote_into(param.as_encoded_bytes(), &mut line);
+                }
+                String::from_utf8_lossy(&line).into_owned()
+            }
             // Each argument as a shell word: where one ends is plain.
             argv => {
                 let mut line = Vec::new();

@@ -573,14 +573,20 @@ impl Validator {
             )),
             CommandSpec::Shell(script) => {
                 let template = self.template(&["command"], script, params)?;
-                if let Some(place) = template.escaped_placeholder() {
-                    let message =
-                        "a `\\` right before a placeholder would escape its value's first character"
-                            .to_owned();
-                    let help =
-                        "leave the backslash out: poolrun quotes every value for where it stands";
+                if let Some((at, len, glued)) = template.escaped_placeholder() {
+                    let (message, help) = if glued == '$' {
+                        (
+                            "a `$` right before a placeholder makes the shell expand the value's start as a variable".to_owned(),
+                            "write `{item}` alone for the value, or `${{NAME}}` for a shell variable",
+                        )
+                    } else {
+                        (
+                            "a `\\` right before a placeholder would escape its value's first character".to_owned(),
+                            "leave the backslash out: poolrun passes every value so it arrives as it is",
+                        )
+                    };
                     return Err(self
-                        .error(&["command"], Some(place), message)
+                        .error(&["command"], Some((at, len)), message)
                         .with_help(Some(help.to_owned())));
                 }
                 Ok(Command::Shell(template))
@@ -734,8 +740,17 @@ impl Validator {
                         name,
                         run_id,
                     };
+                    // The longest single string: the script, or one value passed beside it.
                     let value = match (path[0], command) {
-                        ("command", Command::Shell(_)) => template.render_shell(&values),
+                        ("command", Command::Shell(_)) => {
+                            let rendered = template.render_shell(&values);
+                            rendered
+                                .params
+                                .into_iter()
+                                .chain([rendered.script])
+                                .max_by_key(Vec::len)
+                                .unwrap_or_default()
+                        }
                         _ => template.render(&values),
                     };
                     // An environment string is `NAME=value`; every string ends with a NUL.

@@ -278,42 +278,63 @@ impl Template {
         String::from_utf8_lossy(&self.render(values)).into_owned()
     }
 
-    /// Renders for `/bin/sh -c`: every value is quoted for where it stands, so it reaches the
-    /// command as literal bytes whatever they are. Outside quotes a value is one shell word
-    /// (`{items}` one word per item); inside `'...'` or `"..."` that the template opened, it is
-    /// escaped for those quotes and stays inside them (`'since={start}'`, `"file: {item}"`).
-    pub fn render_shell(&self, values: &dyn Values) -> Vec<u8> {
-        let mut out = Vec::new();
+    /// Renders for `/bin/sh -c`. A value that is a plain word (letters, digits and
+    /// `_-.,/:+@%`) is written into the script as it is, so scripts stay readable; any other
+    /// value is passed beside the script as a positional parameter and the script refers to it
+    /// (`"${1}"`), so no byte of it is ever read as shell syntax, whatever quotes, substitutions
+    /// or comments surround the placeholder. The reference is written for where it stands:
+    /// `"${1}"` outside quotes, `${1}` inside `"..."`, `'"${1}"'` inside `'...'`. `{items}`
+    /// is one word per item outside quotes.
+    pub fn render_shell(&self, values: &dyn Values) -> ShellScript {
+        let mut rendered = ShellScript::default();
+        let mut state = ShellState::default();
         let mut value = Vec::new();
-        let mut quote = ShellState::default();
+        // A placeholder used twice is passed once.
+        let mut passed: Vec<(Placeholder, usize)> = Vec::new();
         for segment in &self.segments {
             match segment {
                 Segment::Literal(text) => {
-                    out.extend_from_slice(text.as_bytes());
-                    quote.scan(text);
+                    rendered.script.extend_from_slice(text.as_bytes());
+                    state.scan(text);
                 }
                 Segment::Value(Placeholder::Items) => {
-                    values.items(&mut |i, item| {
-                        if i > 0 {
-                            out.push(b' ');
-                        }
-                        quote.quote_into(item, &mut out);
-                    });
+                    let mut items: Vec<Vec<u8>> = Vec::new();
+                    values.items(&mut |_, item| items.push(item.to_vec()));
+                    if items.iter().all(|i| is_plain_word(i)) {
+                        rendered.script.extend_from_slice(&items.join(&b' '));
+                    } else {
+                        let first = rendered.params.len() + 1;
+                        rendered.params.extend(items);
+                        state.reference(first..rendered.params.len() + 1, &mut rendered.script);
+                    }
+                    state.after_value();
                 }
                 Segment::Value(p) => {
                     value.clear();
                     values.put(*p, &mut value);
-                    quote.quote_into(&value, &mut out);
+                    if is_plain_word(&value) {
+                        rendered.script.extend_from_slice(&value);
+                    } else {
+                        let index = if let Some(&(_, index)) = passed.iter().find(|(q, _)| q == p) {
+                            index
+                        } else {
+                            rendered.params.push(value.clone());
+                            passed.push((*p, rendered.params.len()));
+                            rendered.params.len()
+                        };
+                        state.reference(index..index + 1, &mut rendered.script);
+                    }
+                    state.after_value();
                 }
             }
         }
-        out
+        rendered
     }
 
-    /// For a shell command: the first placeholder written right after an unescaped `\`, which
-    /// would escape the value's first byte (and so unbalance its quoting). Byte offset and
-    /// length in the template's text.
-    pub fn escaped_placeholder(&self) -> Option<(usize, usize)> {
+    /// For a shell command: the first placeholder written right after an unescaped `\` or `$`,
+    /// which would escape or expand its value's first character (`\{item}`, `${item}`): the
+    /// byte offset and length in the template's text, and the character.
+    pub fn escaped_placeholder(&self) -> Option<(usize, usize, char)> {
         let mut quote = ShellState::default();
         let mut places = self.places.iter();
         for segment in &self.segments {
@@ -321,9 +342,12 @@ impl Template {
                 Segment::Literal(text) => quote.scan(text),
                 Segment::Value(_) => {
                     let place = places.next();
-                    if quote.last == Last::Backslash {
-                        return place.map(|&(_, at, len)| (at, len));
-                    }
+                    let glued = match quote.last {
+                        Last::Backslash => '\\',
+                        Last::Dollar => '$',
+                        Last::Break | Last::Other => continue,
+                    };
+                    return place.map(|&(_, at, len)| (at, len, glued));
                 }
             }
         }
@@ -438,48 +462,51 @@ impl ShellState {
         }
     }
 
-    /// Appends `value` so that the shell reads it back as exactly `value` here.
-    fn quote_into(&mut self, value: &[u8], out: &mut Vec<u8>) {
-        let frame = *self.top();
-        match frame.quote {
-            _ if self.comment => out.extend_from_slice(value),
-            // Inside backquotes the shell takes `\`, `` ` `` and `$` after a backslash first
-            // (single quotes do not hide a backquote there): a word, with those escaped.
-            Quote::None if frame.backquoted => {
-                let mut word = Vec::with_capacity(value.len() + 2);
-                shell_quote_into(value, &mut word);
-                for c in word {
-                    if matches!(c, b'`' | b'\\' | b'$') {
-                        out.push(b'\\');
-                    }
-                    out.push(c);
-                }
-            }
-            Quote::None => shell_quote_into(value, out),
-            // Inside '...' only `'` ends the quotes: close, an escaped quote, open again.
-            Quote::Single => {
-                for &c in value {
-                    if c == b'\'' {
-                        out.extend_from_slice(b"'\\''");
-                    } else {
-                        out.push(c);
-                    }
-                }
-            }
-            // Inside "..." these four are special; a backslash makes each literal.
-            Quote::Double => {
-                for &c in value {
-                    if matches!(c, b'$' | b'`' | b'"' | b'\\') {
-                        out.push(b'\\');
-                    }
-                    out.push(c);
-                }
-            }
-        }
-        if !value.is_empty() {
-            self.last = Last::Other;
-        }
+    /// Writes references to the positional parameters `indices`, for where the text is.
+    fn reference(&self, indices: std::ops::Range<usize>, out: &mut Vec<u8>) {
+        let frame = self.frames.last().copied().unwrap_or_default();
+        let refs = indices.map(|i| format!("${{{i}}}"));
+        let text = match frame.quote {
+            // Inside "...": expanded, never split or re-read.
+            Quote::Double => refs.collect::<Vec<_>>().join(" "),
+            // Inside '...': close the quotes, the reference in double quotes, open them again.
+            Quote::Single => format!("'\"{}\"'", refs.collect::<Vec<_>>().join(" ")),
+            // Outside quotes (and in a comment, where it does nothing): one word each.
+            Quote::None => refs
+                .map(|r| format!("\"{r}\""))
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        out.extend_from_slice(text.as_bytes());
     }
+
+    /// A value ends no word and starts no comment.
+    fn after_value(&mut self) {
+        self.last = Last::Other;
+    }
+}
+
+/// A shell command rendered: the script for `sh -c`, and the values it refers to as its
+/// positional parameters `$1`, `$2`, ...
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShellScript {
+    /// The script.
+    pub script: Vec<u8>,
+    /// `$1`, `$2`, ...: the values that are not plain words.
+    pub params: Vec<Vec<u8>>,
+}
+
+/// Bytes that are the same in every shell context (in or out of quotes, in a here-document or a
+/// substitution): letters, digits and `_-.,/:+@%`. Not `=`, which assigns in `$((...))`.
+fn is_plain_word(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.iter().all(|&c| {
+            c.is_ascii_alphanumeric()
+                || matches!(
+                    c,
+                    b'_' | b'-' | b'.' | b'/' | b',' | b':' | b'+' | b'@' | b'%'
+                )
+        })
 }
 
 /// The values a template is rendered with.
@@ -565,12 +592,15 @@ mod tests {
     }
 
     #[test]
-    fn shell_rendering_quotes_values_but_not_literals() {
-        let t = Template::parse("echo {name} {items} > x", &Placeholder::ALL).unwrap();
-        assert_eq!(
-            t.render_shell(&Fixed),
-            br"echo 'it'\''s; $(rm -rf /)' 1 2 > x"
-        );
+    fn shell_values_that_are_not_plain_words_go_beside_the_script() {
+        let t = Template::parse(
+            "echo {name} {items} '{name}' \"{name}\" > x",
+            &Placeholder::ALL,
+        )
+        .unwrap();
+        let rendered = t.render_shell(&Fixed);
+        assert_eq!(rendered.script, br#"echo "${1}" 1 2 ''"${1}"'' "${1}" > x"#);
+        assert_eq!(rendered.params, [b"it's; $(rm -rf /)".to_vec()]);
     }
 
     #[test]
@@ -620,18 +650,25 @@ mod quoting {
         }
     }
 
-    /// Runs `script` with /bin/sh and returns what it printed.
-    fn sh(script: &[u8]) -> Vec<u8> {
+    /// Runs a rendered script with /bin/sh, as a task would, and returns what it printed.
+    fn sh(rendered: &ShellScript) -> Vec<u8> {
         use std::os::unix::ffi::OsStrExt;
         let out = Command::new("/bin/sh")
             .arg("-c")
-            .arg(std::ffi::OsStr::from_bytes(script))
+            .arg(std::ffi::OsStr::from_bytes(&rendered.script))
+            .arg("sh")
+            .args(
+                rendered
+                    .params
+                    .iter()
+                    .map(|p| std::ffi::OsStr::from_bytes(p)),
+            )
             .output()
             .unwrap();
         assert!(
             out.status.success(),
             "{:?}: {}",
-            String::from_utf8_lossy(script),
+            String::from_utf8_lossy(&rendered.script),
             String::from_utf8_lossy(&out.stderr)
         );
         out.stdout
@@ -707,22 +744,25 @@ mod quoting {
         /// Inside quotes the template opened, a value stays inside them, byte for byte.
         #[test]
         fn a_quoted_shell_value_arrives_literally(value in bytes()) {
-            for template in [
-                "printf '%s\\0' 'x={item}'",
-                "printf '%s\\0' \"x={item}\"",
-                "printf '%s\\0' x=\"{item}\"'{item}'{item}",
-                "printf '%s\\0' \"x=$(printf '%s' {item})\"",
-                "printf '%s\\0' \"x=$(printf '%s' \"{item}\")\"",
-                "printf '%s\\0' x=\"$( (printf '%s' '{item}') )\"",
-                "printf '%s\\0' \"x=`printf '%s' {item}`\"",
+            for (template, prefix, substituted) in [
+                ("printf '%s\\0' 'x={item}'", "x=", false),
+                ("printf '%s\\0' \"x={item}\"", "x=", false),
+                ("printf '%s\\0' x=\"{item}\"'{item}'{item}", "x=", false),
+                ("printf '%s\\0' \"x=$(printf '%s' {item})\"", "x=", true),
+                ("printf '%s\\0' \"x=$(printf '%s' \"{item}\")\"", "x=", true),
+                ("printf '%s\\0' x=\"$( (printf '%s' '{item}') )\"", "x=", true),
+                ("printf '%s\\0' \"x=`printf '%s' {item}`\"", "x=", true),
+                // Not a comment: `#` inside a word, after a substitution.
+                ("printf '%s\\0' x$(printf =)#{item}", "x=#", false),
+                ("printf '%s\\0' \"x=${{unset:-{item}}}\"", "x=", false),
             ] {
                 let t = Template::parse(template, &Placeholder::ALL).unwrap();
                 let script = t.render_shell(&Arbitrary(value.clone(), vec![]));
-                let mut expected = b"x=".to_vec();
+                let mut expected = prefix.as_bytes().to_vec();
                 let copies = template.matches("{item}").count();
                 // A command substitution drops the trailing newlines of what it prints.
                 let mut shown = value.as_slice();
-                if template.contains("$(") || template.contains('`') {
+                if substituted {
                     while let [rest @ .., b'\n'] = shown {
                         shown = rest;
                     }

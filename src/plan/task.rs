@@ -240,11 +240,21 @@ impl Plan {
             run_id: &self.run.id,
         };
         let argv: Vec<OsString> = match &job.command {
-            Command::Shell(script) => vec![
-                "/bin/sh".into(),
-                "-c".into(),
-                OsString::from_vec(script.render_shell(&values)),
-            ],
+            Command::Shell(script) => {
+                let rendered = script.render_shell(&values);
+                let mut argv = vec![
+                    "/bin/sh".into(),
+                    "-c".into(),
+                    OsString::from_vec(rendered.script),
+                ];
+                // Values that are not plain words go beside the script: `$0` is `sh`, as in
+                // the shell's own messages, then `$1`, `$2`, ...
+                if !rendered.params.is_empty() {
+                    argv.push("sh".into());
+                    argv.extend(rendered.params.into_iter().map(OsString::from_vec));
+                }
+                argv
+            }
             Command::Argv(args) => args
                 .iter()
                 .map(|a| OsString::from_vec(a.render(&values)))

@@ -509,11 +509,18 @@ fn include_compares_numbers_as_numbers_and_checks_variable_names() {
     let job = Job::new(
         "command = \"echo {lr} {extra}\"\n[matrix]\nlr = [1.0, 2.0]\ninclude = [{ lr = 1, extra = \"x\" }]\n",
     );
-    let commands: Vec<String> = plan(&job, &[])
+    // An empty value is not a plain word: it is passed beside the script, as $1.
+    let commands: Vec<Value> = plan(&job, &[])
         .iter()
-        .map(|t| t["command"][2].as_str().unwrap().to_owned())
+        .map(|t| t["command"].clone())
         .collect();
-    assert_eq!(commands, ["echo 1.0 x", "echo 2.0 ''"]);
+    assert_eq!(
+        commands,
+        [
+            serde_json::json!(["/bin/sh", "-c", "echo 1.0 x"]),
+            serde_json::json!(["/bin/sh", "-c", "echo 2.0 \"${1}\"", "sh", ""]),
+        ]
+    );
     let clash =
         Job::new("command = \"true\"\n[matrix]\nmy-key = [1]\ninclude = [{ my_key = 2 }]\n");
     let run = clash.cmd("validate", &[]);
@@ -571,14 +578,23 @@ file = "list.txt"
             "since=it's \"q\" `x` \\n $HOME&until=it's \"q\" `x` \\n $HOME|file: it's \"q\" `x` \\n $HOME|xit's \"q\" `x` \\n $HOMEx|"
         ]
     );
-    let escaped = Job::new("command = \"echo \\\\{item}\"\n[values]\nitems = [1]\n");
-    let run = escaped.cmd("validate", &[]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("right before a placeholder"),
-        "{}",
-        run.stderr
-    );
+    for glued in ["\\\\{item}", "${item}"] {
+        let glued_job = Job::new(&format!(
+            "command = \"echo {glued}\"\n[values]\nitems = [1]\n"
+        ));
+        let run = glued_job.cmd("validate", &[]);
+        assert_eq!(run.code, 2, "{glued}");
+        assert!(
+            run.stderr.contains("right before a placeholder"),
+            "{}",
+            run.stderr
+        );
+    }
+    // The rendered script never holds a value that is not a plain word: they are its $1, $2.
+    let tasks = plan(&job, &[]);
+    let argv = tasks[0]["command"].as_array().unwrap();
+    assert_eq!(argv[3], "sh");
+    assert!(!argv[2].as_str().unwrap().contains("touch"), "{argv:?}");
 }
 
 #[test]
