@@ -64,6 +64,19 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Job, JobError> {
     load_read(&read(path)?, overrides)
 }
 
+/// Whether `path` is a name of an open file descriptor: `/dev/fd/N`, `/proc/<pid, self or
+/// thread-self>/fd/N`, however many slashes it is written with.
+fn names_a_descriptor(path: &Path) -> bool {
+    let parts: Vec<_> = path
+        .components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .collect();
+    matches!(
+        parts.as_slice(),
+        ["/", "dev", "fd", ..] | ["/", "proc", _, "fd", ..]
+    )
+}
+
 /// A job file as read, before it is parsed: what `load_read` loads, as often as needed (a job
 /// read from stdin can be read only once).
 #[derive(Debug, Clone)]
@@ -92,13 +105,7 @@ pub fn read(path: &Path) -> Result<ReadJob, JobError> {
             .any(|p| path == Path::new(p));
     // A descriptor's name (`/dev/stdin` of `< job.toml`, `/dev/fd/3`) is a regular file when the
     // descriptor is one, but its folder is /dev: runs go under the current directory then too.
-    let descriptor = from_stdin
-        || ["/dev/fd/", "/proc/self/fd/"].iter().any(|p| {
-            absolute
-                .as_os_str()
-                .as_encoded_bytes()
-                .starts_with(p.as_bytes())
-        });
+    let descriptor = from_stdin || names_a_descriptor(&absolute);
     let base_dir = if text.regular && !descriptor {
         absolute.parent().unwrap_or(Path::new("/")).to_owned()
     } else {
@@ -319,12 +326,12 @@ fn serde_diagnostic(
 ) -> Box<Diagnostic> {
     let span = error.span();
     let message = plain_message(error.message());
-    if let Some((arg, local)) = span
+    if let Some((arg, local, key)) = span
         .as_ref()
         .filter(|s| s.start > text.len())
         .and_then(|s| sets.locate(s))
     {
-        return overrides::diagnostic(arg, Some(local), message, None);
+        return overrides::diagnostic(arg, Some(local), message, Some(key));
     }
     // A missing key is reported on the table that lacks it; the whole document for the root.
     let missing = message
@@ -804,6 +811,29 @@ fn task_templates<'a>(
 #[cfg(test)]
 mod tests {
     use super::unknown_field_help;
+
+    #[test]
+    fn descriptor_names_are_known_however_written() {
+        use super::names_a_descriptor;
+        use std::path::Path;
+        for yes in [
+            "/dev/fd/3",
+            "//dev/fd/3",
+            "/proc/self/fd/0",
+            "/proc/thread-self/fd/3",
+            "/proc/42/fd/1",
+        ] {
+            assert!(names_a_descriptor(Path::new(yes)), "{yes}");
+        }
+        for no in [
+            "/dev/null",
+            "/tmp/fd/3",
+            "/proc/self/status",
+            "/work/dev/fd/3",
+        ] {
+            assert!(!names_a_descriptor(Path::new(no)), "{no}");
+        }
+    }
 
     #[test]
     fn suggests_the_nearest_field() {

@@ -72,8 +72,9 @@ impl Sets {
         }
     }
 
-    /// The argument a span of the virtual text lies in, and the span inside it.
-    pub fn locate(&self, span: &Range<usize>) -> Option<(&str, Range<usize>)> {
+    /// The argument a span of the virtual text lies in, the span inside it, and the argument's
+    /// dotted key.
+    pub fn locate(&self, span: &Range<usize>) -> Option<(&str, Range<usize>, String)> {
         let arg = self
             .args
             .iter()
@@ -81,7 +82,7 @@ impl Sets {
             .find(|a| span.start >= a.offset && span.start <= a.offset + a.text.len())?;
         let start = span.start - arg.offset;
         let end = (span.end - arg.offset).clamp(start, arg.text.len());
-        Some((&arg.text, start..end))
+        Some((&arg.text, start..end, arg.path.join(".")))
     }
 
     /// For an error at `path`: the argument that set it (the last whose key is `path` or one of
@@ -202,9 +203,12 @@ fn parse_arg(text: &str) -> Result<DeTable<'_>, toml::de::Error> {
                     _ => break,
                 }
             }
+            // Spaces around a bare word are not part of it, as around a TOML value.
+            let word = value.trim();
+            let word_at = value_at + (value.len() - value.trim_start().len());
             let mut value = Spanned::new(
-                value_at..text.len(),
-                DeValue::String(std::borrow::Cow::Borrowed(value)),
+                word_at..word_at + word.len(),
+                DeValue::String(std::borrow::Cow::Borrowed(word)),
             );
             for (name, span) in parts.into_iter().rev() {
                 let mut table = DeTable::new();

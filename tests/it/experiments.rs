@@ -495,4 +495,14 @@ fn a_set_that_adds_a_table_is_pointed_at() {
     );
     let run = job.cmd("plan", &["--set", "command=echo ${HOME}"]);
     assert!(run.stderr.contains("--set:1:15"), "{}", run.stderr);
+    let run = job.cmd("plan", &["--set", "values.chunk-size=x"]);
+    assert!(
+        run.stderr
+            .contains("`values.chunk-size`: invalid type: string \"x\""),
+        "{}",
+        run.stderr
+    );
+    // Spaces around a bare word are not part of it.
+    let run = job.cmd("plan", &["--json", "--set", "name= nightly "]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }
