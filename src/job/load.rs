@@ -14,7 +14,7 @@ use crate::job::diagnostic::{self, Diagnostic, KeyPart};
 use crate::job::error::JobError;
 use crate::job::file::{CommandSpec, JobFile, Processes};
 use crate::job::overrides::{self, Sets};
-use crate::job::source::{Items, Matrix, Source};
+use crate::job::source::{Chunk, Items, Matrix, Source};
 use crate::job::suggest;
 use crate::job::template::{Placeholder, Template};
 use crate::job::{Command, Job, JobSource};
@@ -709,15 +709,18 @@ impl Validator {
                 .into_iter()
                 .filter(|&i| i < tasks)
                 .collect(),
-            Some(list) => {
-                let widest = (0..tasks).max_by_key(|&i| {
-                    let mut bytes = 0;
-                    source.chunk(i).each(&mut |_, item| bytes += item.len() + 3);
-                    let _ = list;
-                    bytes
-                });
-                widest.into_iter().collect()
-            }
+            // A list's widest chunk: the most bytes, newlines between items counted.
+            Some(_) => (0..tasks)
+                .max_by_key(|&i| match source.chunk(i) {
+                    Chunk::List {
+                        items,
+                        first,
+                        count,
+                    } => items.span(first, count).len() + count,
+                    _ => 0,
+                })
+                .into_iter()
+                .collect(),
         };
         // The combination with the longest values.
         let combo = matrix.and_then(|m| {
