@@ -5,13 +5,44 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::console::ColorChoice;
 use crate::job::file::Processes;
+use crate::report::export::Format;
+
+/// Examples and exit codes, after `poolrun --help`.
+const AFTER_HELP: &str = "\
+Examples:
+  poolrun run jobs/squares.toml               run a job; outputs and report in runs/squares/
+  poolrun run job.toml -j 8 --timeout 30s     at most 8 tasks at once, 30 s each
+  poolrun run job.toml --output ordered       also print each task's stdout, in task order
+  poolrun run job.toml --resume               finish the latest run: only what did not succeed
+  poolrun plan job.toml                       show the tasks without running any
+  poolrun report job.toml                     the latest run of the job: what did not succeed
+  poolrun report runs/squares/latest --task 7 --stderr
+  poolrun report job.toml --format junit > junit.xml
+
+Exit codes:
+  0      every task succeeded
+  1      the run finished and some tasks did not succeed
+  2      usage error or invalid job file: nothing ran
+  74     the run directory or report could not be written
+  75     another run of the job holds its lock (overlap = \"skip\", or a second waiter)
+  128+N  stopped by signal N (130 for Ctrl-C)";
 
 /// Run declarative batch jobs: a TOML job file, a bounded pool of child processes, an ordered
 /// report.
 #[derive(Debug, Parser)]
-#[command(name = "poolrun", version, about, propagate_version = true)]
+#[command(
+    name = "poolrun",
+    version = env!("POOLRUN_VERSION"),
+    about,
+    propagate_version = true,
+    after_help = AFTER_HELP
+)]
 pub struct Cli {
+    /// When to use colour: auto (on a terminal, unless `NO_COLOR` is set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
     /// What to do.
     #[command(subcommand)]
     pub command: CliCommand,
@@ -44,22 +75,68 @@ pub enum CliCommand {
         /// The second run directory.
         run_b: PathBuf,
     },
-    /// Show a saved run: its summary and every task that did not succeed.
-    Report {
-        /// The run directory, e.g. runs/NAME/latest.
-        run_dir: PathBuf,
-        /// Print report.json.
-        #[arg(long, conflicts_with = "output")]
-        json: bool,
-        /// Print every task's stdout, in task order.
-        #[arg(long)]
-        output: bool,
-    },
+    /// Show a run: its summary and every task that did not succeed, one task in full, its
+    /// outputs, or the report as CSV, JUnit, a joblog or an HTML page.
+    #[command(after_help = REPORT_HELP)]
+    Report(ReportArgs),
     /// Print a JSON Schema.
     Schema {
         /// Which one.
         which: SchemaKind,
     },
+    /// Print a shell completion script: `poolrun completions bash > /etc/bash_completion.d/poolrun`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `poolrun man | man -l -`.
+    Man,
+}
+
+const REPORT_HELP: &str = "\
+Examples:
+  poolrun report job.toml                        the job's latest run (running runs too)
+  poolrun report runs/flaky/latest --failed      only the tasks that ran and did not succeed
+  poolrun report job.toml --task 13 --stderr     task 13's stderr
+  poolrun report job.toml --output --tag         every task's stdout, lines prefixed by task id
+  poolrun report job.toml --format csv > tasks.csv
+  poolrun report job.toml --format html > report.html";
+
+/// `poolrun report`'s options.
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools, reason = "command-line flags")]
+pub struct ReportArgs {
+    /// A run directory (e.g. runs/NAME/latest), or a job file: its latest run.
+    #[arg(value_name = "RUN_DIR|JOB")]
+    pub target: PathBuf,
+    /// How to print it.
+    #[arg(long, value_enum, default_value_t = Format::Table, conflicts_with = "json")]
+    pub format: Format,
+    /// The same as --format json.
+    #[arg(long)]
+    pub json: bool,
+    /// Only the tasks that ran and did not succeed.
+    #[arg(long, conflicts_with = "task")]
+    pub failed: bool,
+    /// Only task N: its whole record, or with --stdout/--stderr its output.
+    #[arg(long, value_name = "N")]
+    pub task: Option<u64>,
+    /// With --task: print the task's stdout.
+    #[arg(long, requires = "task", conflicts_with = "stderr")]
+    pub stdout: bool,
+    /// With --task: print the task's stderr.
+    #[arg(long, requires = "task")]
+    pub stderr: bool,
+    /// Print the tasks' stdout, in task order (with --failed or --task, only theirs).
+    #[arg(long, conflicts_with_all = ["stdout", "stderr", "json"])]
+    pub output: bool,
+    /// With --output: put the task id and a tab before each line.
+    #[arg(long, requires = "output")]
+    pub tag: bool,
+    /// With --output: a line printed before each task's output; {id} becomes the task's id,
+    /// e.g. --separator '==> task {id} <=='.
+    #[arg(long, value_name = "LINE", requires = "output")]
+    pub separator: Option<String>,
 }
 
 /// `poolrun plan`'s options.
@@ -110,6 +187,22 @@ pub struct RunOptions {
     /// Log every task as it starts and finishes.
     #[arg(long, short, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Also print each task's stdout on poolrun's stdout as tasks finish: `ordered` in task
+    /// order, `completed` in the order they finish. Default: outputs stay in the run directory.
+    #[arg(long, value_enum, value_name = "ORDER")]
+    pub output: Option<OutputMode>,
+    /// With --output: put the task id and a tab before each line.
+    #[arg(long, requires = "output")]
+    pub tag: bool,
+}
+
+/// `run --output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputMode {
+    /// In task order, each as soon as it and every task before it finished (like `Pool.map`).
+    Ordered,
+    /// As tasks finish (like `imap_unordered`).
+    Completed,
 }
 
 /// `poolrun run`'s options.

@@ -11,6 +11,62 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+/// When to colour what poolrun prints (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set (or with `CLICOLOR_FORCE`).
+    #[default]
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+static COLOR: OnceLock<ColorChoice> = OnceLock::new();
+
+/// Sets the choice for the rest of the process (the first call wins).
+pub fn set_color(choice: ColorChoice) {
+    let _ = COLOR.set(choice);
+}
+
+fn color_for(is_terminal: bool) -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    match COLOR.get().copied().unwrap_or_default() {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto if set("NO_COLOR") => false,
+        ColorChoice::Auto if set("CLICOLOR_FORCE") => true,
+        ColorChoice::Auto => is_terminal && std::env::var_os("TERM").is_none_or(|t| t != "dumb"),
+    }
+}
+
+/// Whether what goes to stdout is coloured.
+pub fn color_stdout() -> bool {
+    use std::io::IsTerminal;
+    color_for(io::stdout().is_terminal())
+}
+
+/// Whether what goes to stderr is coloured.
+pub fn color_stderr() -> bool {
+    use std::io::IsTerminal;
+    color_for(io::stderr().is_terminal())
+}
+
+static STAMPS: OnceLock<bool> = OnceLock::new();
+
+/// From now on, when stderr is not a terminal (cron mail, log files), every line on it starts
+/// with the time: for the commands that run tasks.
+pub fn stamp_lines() {
+    use std::io::IsTerminal;
+    let _ = STAMPS.set(!io::stderr().is_terminal());
+}
+
+/// Whether stderr lines get a timestamp.
+fn timestamps() -> bool {
+    STAMPS.get().copied().unwrap_or(false)
+}
+
 /// Lines waiting for the writer thread; past this, new lines are dropped, not waited for.
 const QUEUE: usize = 4096;
 
@@ -52,8 +108,26 @@ fn write_lines(rx: &Receiver<Vec<u8>>) {
     }
 }
 
-/// Queues `bytes` (one or more whole lines) for stderr; never blocks, never fails.
+/// Queues `bytes` (one or more whole lines) for stderr; never blocks, never fails. Off a
+/// terminal every line starts with the time (UTC).
 pub fn write(bytes: Vec<u8>) {
+    let bytes = if timestamps() { stamped(&bytes) } else { bytes };
+    queue(bytes);
+}
+
+/// `bytes` with `2026-11-27T08:18:02.123Z ` before each line.
+fn stamped(bytes: &[u8]) -> Vec<u8> {
+    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    let mut out = Vec::with_capacity(bytes.len() + now.len() + 1);
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        out.extend_from_slice(now.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(line);
+    }
+    out
+}
+
+fn queue(bytes: Vec<u8>) {
     let console = console();
     let tx = console.tx.lock().unwrap_or_else(PoisonError::into_inner);
     let Some(tx) = tx.as_ref() else {
@@ -209,7 +283,7 @@ impl indicatif::TermLike for QueuedTerm {
         let bytes =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         if !bytes.is_empty() {
-            write(bytes);
+            queue(bytes);
         }
         Ok(())
     }

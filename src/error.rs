@@ -41,6 +41,9 @@ pub enum Error {
     /// A command line that cannot be carried out; nothing ran.
     #[error("{0}")]
     Usage(String),
+    /// A run that waited for the job's lock gave up (its deadline passed); nothing ran.
+    #[error("{0}")]
+    GaveUp(String),
     /// A signal stopped poolrun before any task ran.
     #[error("interrupted by {} {when}: nothing ran", crate::exec::unix::signal_name(*signal))]
     Interrupted {
@@ -57,17 +60,23 @@ impl Error {
     pub fn print(&self) {
         let line = match self {
             Self::Job(JobError::Invalid(d)) => format!("error: {d}"),
-            Self::Usage(message) => format!("poolrun: error: {message}"),
+            Self::Usage(message) | Self::GaveUp(message) => format!("poolrun: error: {message}"),
             e => format!("poolrun: error: {}", chain(e)),
         };
         crate::console::line(&line);
+    }
+
+    /// Whether this says the job's lock kept the run from starting (exit 75).
+    pub fn is_lock_skip(&self) -> bool {
+        self.exit_code() == exit::LOCKED
     }
 
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Job(_) | Self::Usage(_) => exit::USAGE,
-            Self::Report(ReportError::Locked { .. }) => exit::LOCKED,
+            Self::Report(ReportError::Locked { .. } | ReportError::Queued { .. })
+            | Self::GaveUp(_) => exit::LOCKED,
             Self::Report(e) if e.is_read_error() => exit::USAGE,
             Self::Exec(_) | Self::Report(_) => exit::IO,
             Self::Interrupted { signal, .. } => exit::signal(*signal),

@@ -1,6 +1,8 @@
 //! From a parsed command line to an exit code: the subcommand, logging, and error messages.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
+
+use clap::CommandFactory;
 
 use crate::cli::{Cli, CliCommand};
 use crate::console;
@@ -8,9 +10,15 @@ use crate::error::exit;
 
 /// Runs the parsed command line; returns the process exit code.
 pub fn main(cli: Cli) -> u8 {
+    console::set_color(cli.color);
+    // With -q, a run the job's lock kept from starting (exit 75) prints nothing: cron mails
+    // nothing for a skipped minute.
+    let mut quiet_skip = false;
     let result = match cli.command {
         CliCommand::Run(args) => {
+            console::stamp_lines();
             init_logging(args.options.verbose, args.options.quiet);
+            quiet_skip = args.options.quiet;
             if args.resume.is_some() {
                 super::resume::resume(&args)
             } else {
@@ -20,32 +28,56 @@ pub fn main(cli: Cli) -> u8 {
         CliCommand::Plan(args) => super::plan::plan(&args),
         CliCommand::Validate { jobs, set } => Ok(super::show::validate(&jobs, &set)),
         CliCommand::Rerun(args) => {
+            console::stamp_lines();
             init_logging(args.run.verbose, args.run.quiet);
+            quiet_skip = args.run.quiet;
             super::rerun::rerun(&args)
         }
         CliCommand::Diff { run_a, run_b } => super::diff::diff(&run_a, &run_b),
-        CliCommand::Report {
-            run_dir,
-            json,
-            output,
-        } => super::show::report(&run_dir, json, output),
+        CliCommand::Report(args) => {
+            init_logging(0, false);
+            super::show::report(&args)
+        }
         CliCommand::Schema { which } => {
-            let text = format!("{}\n", crate::schema::render(which));
-            // `poolrun schema job | head` is not an error.
-            let _ = io::stdout().lock().write_all(text.as_bytes());
+            print(format!("{}\n", crate::schema::render(which)).as_bytes());
             Ok(exit::SUCCESS)
+        }
+        CliCommand::Completions { shell } => {
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "poolrun", &mut text);
+            print(&text);
+            Ok(exit::SUCCESS)
+        }
+        CliCommand::Man => {
+            let mut text = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut text) {
+                Ok(()) => {
+                    print(&text);
+                    Ok(exit::SUCCESS)
+                }
+                Err(e) => Err(
+                    crate::report::ReportError::io("render the manual page", "stdout")(e).into(),
+                ),
+            }
         }
     };
     let code = result.unwrap_or_else(|e| {
-        e.print();
+        if !(quiet_skip && e.is_lock_skip()) {
+            e.print();
+        }
         e.exit_code()
     });
     console::flush();
     code
 }
 
-/// Logs go to stderr: with a terminal in colour, otherwise as plain timestamped lines (cron mail,
-/// log files).
+/// Writes to stdout; a reader that went away (`poolrun schema job | head`) is not an error.
+fn print(bytes: &[u8]) {
+    let _ = io::stdout().lock().write_all(bytes);
+}
+
+/// Logs go to stderr: with a terminal in colour, otherwise as plain lines that the console
+/// stamps with the time (cron mail, log files).
 fn init_logging(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
         (true, _) => tracing::Level::ERROR,
@@ -57,6 +89,7 @@ fn init_logging(verbose: u8, quiet: bool) {
         .with_writer(console::event_writer)
         .with_max_level(level)
         .with_target(false)
-        .with_ansi(io::stderr().is_terminal())
+        .without_time()
+        .with_ansi(console::color_stderr())
         .try_init();
 }

@@ -14,14 +14,8 @@ use crate::report::{ReportError, RunDir, RunState};
 pub(super) fn rerun(args: &RerunArgs) -> Result<u8, Error> {
     let signals = SignalWatch::install()?;
     let path = std::fs::canonicalize(&args.past).map_err(ReportError::unreadable(&args.past))?;
-    let dir = RunDir { path };
-    if !dir.journal_path().is_file() {
-        return Err(Error::Usage(format!(
-            "{} is not a poolrun run directory: it has no journal.jsonl",
-            dir.path.display()
-        )));
-    }
-    let state = RunState::read(&dir.path)?;
+    let dir = super::resume::open_run(RunDir { path })?;
+    let state = RunState::read(&dir)?;
     let Some(first) = &state.first else {
         return Err(Error::Usage(format!(
             "{}: the journal records no run",
@@ -42,5 +36,5 @@ pub(super) fn rerun(args: &RerunArgs) -> Result<u8, Error> {
         &extra,
     )?;
     tracing::info!("rerunning {} (run {}) as a new run", job.name, first.run_id);
-    run::start(Arc::new(job), &signals, &args.run)
+    run::start(&Arc::new(job), &signals, &args.run)
 }

@@ -2,7 +2,7 @@
 //! without a succeeded outcome. Tasks are matched by their key (command, cwd, env and chunk), so
 //! after a change of chunk size or template exactly the tasks whose key changed run again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,10 +12,10 @@ use sha2::{Digest, Sha256};
 use crate::app::run;
 use crate::cli::RunArgs;
 use crate::error::Error;
-use crate::exec::{LocalPool, SignalWatch, tail};
+use crate::exec::{LocalPool, SignalWatch};
 use crate::job::{self, Job, Overrides, Source, overrides, read_input};
 use crate::plan::{Plan, RunInfo};
-use crate::report::{ReportError, RunDir, RunState, TaskRecord};
+use crate::report::{ReportError, RunDir, RunState, session};
 
 pub(super) fn resume(args: &RunArgs) -> Result<u8, Error> {
     let signals = SignalWatch::install()?;
@@ -39,16 +39,10 @@ pub(super) fn resume(args: &RunArgs) -> Result<u8, Error> {
     } else {
         resolve_path(target)?
     };
-    let dir = RunDir::open(path)?;
-    if !dir.journal_path().is_file() {
-        return Err(Error::Usage(format!(
-            "{} is not a poolrun run directory: it has no journal.jsonl",
-            dir.path.display()
-        )));
-    }
+    let dir = open_run(RunDir::open(path)?)?;
     // Everything about the run is checked before anything is locked, changed or killed: a
     // wrong job file must not touch another job's run.
-    let peek = RunState::read(&dir.path)?;
+    let peek = RunState::read(&dir)?;
     let first = peek.first.as_ref().ok_or_else(|| {
         Error::Usage(format!(
             "{}: the journal records no run to resume",
@@ -73,9 +67,11 @@ pub(super) fn resume(args: &RunArgs) -> Result<u8, Error> {
         note_live_input(job, sha256);
     }
     let root = dir.path.parent().unwrap_or(Path::new("/"));
-    let _lock = run::lock(job, root, &run_id, signals)?;
+    let began = std::time::Instant::now();
+    let mut lock = run::lock(job, root, signals, began)?;
+    lock.claim(&run_id)?;
     // Read again under the lock: a run that held it may have written more.
-    let state = RunState::read(&dir.path)?;
+    let state = RunState::read(&dir)?;
     if let Some(signal) = signals.last() {
         return Err(Error::Interrupted {
             signal,
@@ -104,20 +100,15 @@ pub(super) fn resume(args: &RunArgs) -> Result<u8, Error> {
             dir: dir.path.clone(),
         },
     );
-    relocate_outputs(&plan, &state, &dir.tasks_dir())?;
-    let carried = carried_rows(&plan, &state, &dir.tasks_dir());
+    session::relocate_outputs(&plan, &state, &dir)?;
+    let carried = session::carried_rows(&plan, &state, &dir);
     tracing::info!(
         "resuming: {} of {} tasks already succeeded",
         carried.len(),
         plan.len()
     );
     // The journal holds everything the old report said; the new one replaces it when complete.
-    match fs::remove_file(dir.report_path()) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(ReportError::io("remove the old report", dir.report_path())(e).into());
-        }
-        _ => {}
-    }
+    dir.remove_report()?;
     run::execute(
         &plan,
         &dir,
@@ -126,7 +117,19 @@ pub(super) fn resume(args: &RunArgs) -> Result<u8, Error> {
         snapshot.as_deref(),
         &args.options,
         signals,
+        began,
     )
+}
+
+/// `dir`, when it is a run directory: it has a journal.
+pub(super) fn open_run(dir: RunDir) -> Result<RunDir, Error> {
+    if dir.journal_path().is_file() {
+        return Ok(dir);
+    }
+    Err(Error::Usage(format!(
+        "{} is not a poolrun run directory: it has no journal.jsonl",
+        dir.path.display()
+    )))
 }
 
 /// Says so when the input a snapshotted source was read from is not what the run read: the
@@ -293,89 +296,6 @@ fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>
             out.insert(prefix.to_owned(), other.to_string());
         }
     }
-}
-
-/// The report rows of the tasks that already succeeded, by their id in `plan`.
-fn carried_rows(plan: &Plan, state: &RunState, tasks_dir: &Path) -> BTreeMap<u64, TaskRecord> {
-    plan.tasks()
-        .filter_map(|task| {
-            let finished = state
-                .finished
-                .get(&task.key)
-                .filter(|f| state.succeeded(&f.key))?;
-            let stderr = tail(&tasks_dir.join(format!("{}.err", task.id)))
-                .map(|(_, t)| t)
-                .unwrap_or_default();
-            Some((task.id.0, TaskRecord::finished(&task, finished, stderr)))
-        })
-        .collect()
-}
-
-/// Moves task output files to their task's id in the new plan when a changed job file moved the
-/// task (a new chunk size or template); outputs of tasks that are gone from the plan go to
-/// `tasks/superseded/`. Two phases through temporary names, so no move overwrites another.
-fn relocate_outputs(plan: &Plan, state: &RunState, tasks_dir: &Path) -> Result<(), Error> {
-    let mut old_ids: HashMap<&str, u64> = HashMap::new();
-    for f in state.finished.values() {
-        old_ids.insert(&f.key, f.task);
-    }
-    for s in state.open.values() {
-        old_ids.insert(&s.key, s.task);
-    }
-    let mut new_ids: HashMap<u64, u64> = HashMap::new();
-    let mut moved = false;
-    for task in plan.tasks() {
-        if let Some(&old) = old_ids.get(task.key.as_str()) {
-            new_ids.insert(old, task.id.0);
-            moved |= old != task.id.0;
-        }
-    }
-    let gone = old_ids.values().any(|old| !new_ids.contains_key(old));
-    if !moved && !gone {
-        return Ok(());
-    }
-    let staging = tasks_dir.join(".moving");
-    let superseded = tasks_dir.join("superseded");
-    for dir in [&staging, &superseded] {
-        fs::create_dir_all(dir).map_err(ReportError::io("create", dir))?;
-    }
-    let files = output_files(tasks_dir)?;
-    let mut staged = Vec::new();
-    for (old, rest) in &files {
-        let from = tasks_dir.join(format!("{old}.{rest}"));
-        match new_ids.get(old) {
-            Some(new) if new == old => {}
-            Some(new) => {
-                let temp = staging.join(format!("{new}.{rest}"));
-                fs::rename(&from, &temp).map_err(ReportError::io("move task output", &from))?;
-                staged.push(temp);
-            }
-            None => {
-                let to = superseded.join(format!("{old}.{rest}"));
-                fs::rename(&from, &to).map_err(ReportError::io("move task output", &from))?;
-            }
-        }
-    }
-    for temp in staged {
-        let to = tasks_dir.join(temp.file_name().expect("staged files have names"));
-        fs::rename(&temp, &to).map_err(ReportError::io("move task output", &temp))?;
-    }
-    let _ = fs::remove_dir(&staging);
-    let _ = fs::remove_dir(&superseded);
-    Ok(())
-}
-
-/// `(id, rest)` for every `tasks/<id>.<rest>` file.
-fn output_files(tasks_dir: &Path) -> Result<Vec<(u64, String)>, Error> {
-    let entries = fs::read_dir(tasks_dir).map_err(ReportError::io("list", tasks_dir))?;
-    Ok(entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let (id, rest) = name.split_once('.')?;
-            Some((id.parse().ok()?, rest.to_owned()))
-        })
-        .collect())
 }
 
 #[cfg(test)]

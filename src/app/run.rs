@@ -3,27 +3,21 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-use crate::cli::{RunArgs, RunOptions};
+use crate::cli::{OutputMode, RunArgs, RunOptions};
 use crate::error::{Error, exit};
-use crate::exec::{Dispatch, LocalPool, PoolEnd, SignalWatch, StopReason, TaskOutcome, TaskStatus};
+use crate::exec::{Dispatch, LocalPool, SignalWatch, StopReason};
 use crate::job::policy::Overlap;
 use crate::job::{self, Job, Overrides};
 use crate::plan::{Plan, RunInfo};
-use crate::report::Provenance;
-use crate::report::journal::{Record, RunFinished, RunStarted};
-use crate::report::model::timestamp;
+use crate::report::progress::Progress;
+use crate::report::session::{self, Ending, Session};
+use crate::report::stream::{OutputOrder, OutputStream};
 use crate::report::{
-    Holder, JobRecord, Journal, Recorder, ReportError, ReportWriter, RunDir, RunLock, RunRecord,
-    RunState, RunStatus, TaskRecord, Wait, render,
+    Holder, Observer, Recorder, ReportError, RunDir, RunLock, RunState, TaskRecord, Wait, render,
 };
 use signal_hook::consts::SIGINT;
-
-/// Failure lines logged before the rest are left to the report, so cron mail stays short.
-const MAX_FAILURE_LINES: u64 = 20;
 
 /// The job-file overrides of a command line.
 pub(super) fn overrides(options: &RunOptions, set: &[String]) -> Overrides {
@@ -42,36 +36,32 @@ pub(super) fn run(args: &RunArgs) -> Result<u8, Error> {
     // default death that would leave a half-made run behind.
     let signals = SignalWatch::install()?;
     let job = Arc::new(job::load(&args.job, &overrides(&args.options, &args.set))?);
-    start(job, &signals, &args.options)
+    start(&job, &signals, &args.options)
 }
 
-/// Runs `job` as a new run: its run directory, with the job file's copy and the input
-/// snapshot, then every task.
+/// Runs `job` as a new run: waits for the job's lock if it must, then makes its run directory
+/// (with the job file's copy and the input snapshot) and runs every task. The run's id and
+/// start are when it started running, not when it began waiting.
 pub(super) fn start(
-    job: Arc<Job>,
+    job: &Arc<Job>,
     signals: &SignalWatch,
     options: &RunOptions,
 ) -> Result<u8, Error> {
-    super::plan::check_size(&job, options.allow_huge)?;
-    let run = RunInfo::new(&job);
-    let root = RunDir::prepare_root(&run)?;
-    let _lock = lock(&job, &root, &run.id, signals)?;
+    let began = Instant::now();
+    super::plan::check_size(job, options.allow_huge)?;
+    let root = RunDir::prepare_root(&RunInfo::new(job))?;
+    let mut lock = lock(job, &root, signals, began)?;
     if let Some(signal) = signals.last() {
         return Err(Error::Interrupted {
             signal,
             when: "before the run started",
         });
     }
-    let dir = RunDir::create(&run, &job)?;
-    let snapshot = match job.source.as_ref().filter(|s| s.is_snapshotted()) {
-        Some(source) => {
-            let list = source.list().expect("snapshotted sources are lists");
-            Some(dir.write_snapshot(list.items.bytes())?)
-        }
-        None => None,
-    };
-    let plan = Plan::new(job, run);
-    execute(
+    let run = RunInfo::new(job);
+    lock.claim(&run.id)?;
+    let (dir, snapshot) = session::create(&run, job)?;
+    let plan = Plan::new(Arc::clone(job), run);
+    let code = execute(
         &plan,
         &dir,
         &RunState::default(),
@@ -79,18 +69,33 @@ pub(super) fn start(
         snapshot.as_deref(),
         options,
         signals,
-    )
+        began,
+    )?;
+    if let Some(keep) = job.keep {
+        match crate::report::prune(&root, &job.name, &dir.path, keep) {
+            Ok(removed) if !removed.is_empty() => tracing::info!(
+                "removed {} old runs of {} ([report] keep = {keep})",
+                removed.len(),
+                job.name
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot prune old runs: {e}"),
+        }
+    }
+    Ok(code)
 }
 
-/// Takes the job's lock in the run root, per `[pool] overlap`; a signal ends a wait for it.
+/// Takes the job's lock in the run root, per `[pool] overlap`; a signal, or the job's deadline
+/// passing (counted from `began`), ends a wait for it.
 pub(super) fn lock(
     job: &Job,
     root: &Path,
-    run_id: &str,
     signals: &SignalWatch,
+    began: Instant,
 ) -> Result<RunLock, Error> {
     let path = RunLock::path(root, &job.name);
-    let keep_waiting = || signals.last().is_none();
+    let expired = || job.pool.deadline.is_some_and(|d| began.elapsed() >= d);
+    let keep_waiting = || signals.last().is_none() && !expired();
     let on_wait = |holder: &Holder| {
         tracing::warn!(
             "waiting for run {} (pid {}) of job {} to end",
@@ -106,12 +111,22 @@ pub(super) fn lock(
         },
         Overlap::Skip => Wait::No,
     };
-    match RunLock::acquire(&path, run_id, &wait) {
+    match RunLock::acquire(&path, &wait) {
         Err(ReportError::Locked { .. }) if let Some(signal) = signals.last() => {
             Err(Error::Interrupted {
                 signal,
                 when: "while waiting for the job's lock",
             })
+        }
+        Err(ReportError::Locked { run_id, pid, .. })
+            if matches!(job.pool.overlap, Overlap::Wait) && expired() =>
+        {
+            let deadline = job.pool.deadline.unwrap_or_default();
+            Err(Error::GaveUp(format!(
+                "gave up waiting for run {run_id} (pid {pid}) of job {} to end: the run's deadline ({}) passed; nothing ran",
+                job.name,
+                humantime::format_duration(deadline)
+            )))
         }
         result => Ok(result?),
     }
@@ -119,6 +134,10 @@ pub(super) fn lock(
 
 /// Runs every task of `plan` that `state` does not record as succeeded, with `carried` (the rows
 /// of those that did) written into the report in their place.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "fresh and resumed runs differ in each"
+)]
 pub(super) fn execute(
     plan: &Plan,
     dir: &RunDir,
@@ -127,50 +146,39 @@ pub(super) fn execute(
     snapshot: Option<&str>,
     options: &RunOptions,
     signals: &SignalWatch,
+    began: Instant,
 ) -> Result<u8, Error> {
     let job = plan.job();
-    let session = Session {
-        started_at: SystemTime::now(),
-        clock: Instant::now(),
-        provenance: Provenance::collect(job, snapshot),
-    };
-    let resumed = state.first.is_some();
     let containment = LocalPool::contain(plan);
-    let identity = containment.identity();
-    let mut journal = Journal::open(&dir.journal_path(), resumed)?;
-    journal.write(&Record::RunStarted(RunStarted {
-        at: timestamp(session.started_at),
-        run_id: plan.run().id.clone(),
-        job: Some(job.name.clone()),
-        job_file: job.origin.absolute.display().to_string(),
-        base_dir: Some(job.base_dir.display().to_string()),
-        job_sha256: job.origin.sha256.clone(),
-        tasks: plan.len(),
-        processes: job.pool.processes.get(),
-        resumed,
-        pid: std::process::id(),
-        token: Some(identity.token),
-        cgroup: identity.cgroup.map(|c| c.display().to_string()),
-        provenance: Some(Box::new(session.provenance.clone())),
-    }))?;
     let done_before = carried.len() as u64;
-    let writer = ReportWriter::create(&dir.report_path(), &job_record(job), carried)?;
-    tracing::info!(
-        "{}: {} tasks, {} at once, run directory {}",
-        job.name,
-        plan.len(),
-        job.pool.processes,
-        dir.path.display()
-    );
-    let progress = progress_bar(plan.len(), options.quiet);
-    progress.inc(done_before);
-    let mut failures_logged = 0;
-    let mut recorder = Recorder::new(journal, writer, |outcome: &TaskOutcome, retry: bool| {
-        progress.suspend(|| log_attempt(outcome, retry, &mut failures_logged));
-        if !retry {
-            progress.inc(1);
-        }
+    let (session, journal, writer) =
+        Session::begin(plan, dir, state, carried, snapshot, containment.identity())?;
+    if !options.quiet {
+        let resumed = if done_before > 0 {
+            format!(" ({done_before} already done)")
+        } else {
+            String::new()
+        };
+        crate::console::line(&format!(
+            "poolrun: {}: run {} started: {} tasks{resumed}, {} at once, in {}",
+            render::clean(&job.name),
+            plan.run().id,
+            plan.len(),
+            job.pool.processes,
+            render::shown_path(&dir.path)
+        ));
+    }
+    let progress = Progress::new(plan.len(), done_before, options.quiet);
+    let stream = options.output.map(|mode| {
+        let order = match mode {
+            OutputMode::Ordered => OutputOrder::Ordered,
+            OutputMode::Completed => OutputOrder::Completed,
+        };
+        OutputStream::start(order, options.tag, dir.tasks_dir(), plan.id_width())
     });
+    let mut observers: Vec<Arc<dyn Observer>> = vec![Arc::clone(&progress) as Arc<dyn Observer>];
+    observers.extend(stream.as_ref().map(OutputStream::observer));
+    let mut recorder = Recorder::new(journal, writer, observers);
     let tasks = plan
         .tasks()
         .filter(|t| !state.succeeded(&t.key))
@@ -181,161 +189,47 @@ pub(super) fn execute(
     let tasks_dir = dir.tasks_dir();
     let pool = LocalPool {
         tasks_dir: &tasks_dir,
+        began,
     };
     let end = pool.run(plan, tasks, &mut recorder, signals, &containment)?;
-    progress.finish_and_clear();
+    progress.finish();
     if let Some(e) = end.sink_error {
         return Err(e.into());
     }
     let Recorder {
         journal, writer, ..
     } = recorder;
-    let wall_seconds = state.seconds() + session.clock.elapsed().as_secs_f64();
-    let end = PoolEnd {
-        sink_error: None,
-        ..end
-    };
-    finish(
-        plan,
-        dir,
-        state,
-        (journal, writer),
-        &end,
-        &session,
-        wall_seconds,
-        options,
-        signals,
-    )
-}
-
-/// When this session of a run began, and on what.
-struct Session {
-    started_at: SystemTime,
-    clock: Instant,
-    provenance: Provenance,
-}
-
-/// Writes the report, then records in the journal that the run ended, then says how it went.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site, each argument a different part"
-)]
-fn finish(
-    plan: &Plan,
-    dir: &RunDir,
-    state: &RunState,
-    (mut journal, writer): (Journal, ReportWriter),
-    end: &PoolEnd<ReportError>,
-    session: &Session,
-    wall_seconds: f64,
-    options: &RunOptions,
-    signals: &SignalWatch,
-) -> Result<u8, Error> {
-    let job = plan.job();
-    let stop = end.stop;
-    let status = match stop {
-        None => RunStatus::Completed,
-        Some(StopReason::Signal(_)) => RunStatus::Interrupted,
-        Some(_) => RunStatus::Halted,
-    };
-    let finished_at = SystemTime::now();
-    let record = RunRecord {
-        id: plan.run().id.clone(),
-        dir: dir.path.display().to_string(),
-        host: host(),
-        poolrun_version: env!("CARGO_PKG_VERSION").to_owned(),
-        started_at: state
-            .first
-            .as_ref()
-            .map_or_else(|| timestamp(session.started_at), |f| f.at.clone()),
-        finished_at: timestamp(finished_at),
-        processes: job.pool.processes.get(),
-        status,
-        leaked: end.swept,
-        provenance: Some(session.provenance.clone()),
-    };
     // A signal that arrives while the report is written (a huge plan's `not_run` rows) stops
     // the writing; the journal holds everything, and `poolrun report` rebuilds the report.
     let before = signals.count();
-    let summary = match writer.finish(plan, &record, wall_seconds, &|| signals.count() > before) {
+    let ending = Ending {
+        stop: end.stop,
+        swept: end.swept,
+    };
+    let finished = match session.finish(journal, writer, ending, &|| signals.count() > before) {
         Err(e @ ReportError::Interrupted { .. }) => {
             crate::console::line(&format!("poolrun: {e}"));
             return Ok(exit::signal(signals.last().unwrap_or(SIGINT)));
         }
-        summary => summary?,
+        finished => finished?,
     };
-    // Only now: `run_finished` says the report is written.
-    journal.write(&Record::RunFinished(RunFinished {
-        at: timestamp(finished_at),
-        status,
-        leaked: end.swept,
-    }))?;
-    if !options.quiet || !summary.all_succeeded() || stop.is_some() {
-        crate::console::line(&render::summary_line(
-            &job.name,
-            &summary,
-            &dir.report_path(),
-        ));
+    if let Some(stream) = stream {
+        stream.finish(plan.len());
+    }
+    let summary = &finished.summary;
+    let stop = end.stop;
+    let succeeded = summary.all_succeeded() && stop.is_none();
+    if !options.quiet || !succeeded {
+        crate::console::line(&render::summary_line(&job.name, summary));
+    }
+    if !succeeded && !options.quiet {
+        for line in render::next_steps(&dir.path, Some(&job.origin.path)) {
+            crate::console::line(&line);
+        }
     }
     Ok(match stop {
         Some(StopReason::Signal(signal)) => exit::signal(signal),
         _ if summary.all_succeeded() => exit::SUCCESS,
         _ => exit::TASKS_FAILED,
     })
-}
-
-/// The machine's name, for the report.
-pub(super) fn host() -> String {
-    nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-pub(super) fn job_record(job: &Job) -> JobRecord {
-    JobRecord {
-        name: job.name.clone(),
-        file: job.origin.absolute.display().to_string(),
-        sha256: job.origin.sha256.clone(),
-        set: job.set.clone(),
-    }
-}
-
-fn progress_bar(tasks: u64, quiet: bool) -> ProgressBar {
-    // Nothing is drawn when stderr is not a terminal, so cron mail and logs stay clean; on one,
-    // the bar goes through the console's queue and never blocks the engine.
-    let term = crate::console::QueuedTerm::stderr().filter(|_| !quiet);
-    let bar = match term {
-        Some(term) => ProgressBar::with_draw_target(
-            Some(tasks),
-            ProgressDrawTarget::term_like_with_hz(Box::new(term), 20),
-        ),
-        None => ProgressBar::hidden(),
-    };
-    if let Ok(style) =
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} tasks {msg}")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
-}
-
-fn log_attempt(o: &TaskOutcome, retry: bool, failures_logged: &mut u64) {
-    let id = o.task.id;
-    let error = o.error.as_deref().unwrap_or("");
-    match o.status {
-        TaskStatus::Succeeded => tracing::info!("task {id} succeeded in {:?}", o.duration),
-        _ if retry => tracing::info!(
-            "task {id} attempt {} {}: {error}; retrying",
-            o.attempt,
-            o.status.as_str()
-        ),
-        status => {
-            *failures_logged += 1;
-            if *failures_logged <= MAX_FAILURE_LINES {
-                tracing::warn!("task {id} {}: {error}", status.as_str());
-            } else if *failures_logged == MAX_FAILURE_LINES + 1 {
-                tracing::warn!("more tasks did not succeed; `poolrun report` lists them all");
-            }
-        }
-    }
 }

@@ -1,18 +1,19 @@
-//! `poolrun validate` and `poolrun report`, which rebuilds the report of a run whose engine died.
+//! `poolrun validate` and `poolrun report`.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::app::run::{host, job_record};
+use crate::cli::ReportArgs;
 use crate::error::{Error, exit};
-use crate::exec::tail;
+use crate::exec::TaskStatus;
 use crate::job::{self, Job, Overrides};
 use crate::plan::{Plan, RunInfo};
-use crate::report::{
-    self, Provenance, ReportError, ReportWriter, RunDir, RunLock, RunRecord, RunState, RunStatus,
-    TaskRecord, render,
-};
+use crate::report::export::{self, Format, task_detail};
+use crate::report::session;
+use crate::report::stream::tag_lines;
+use crate::report::view::{Filter, View};
+use crate::report::{Provenance, ReportError, RunDir, RunLock, RunState, TaskRecord};
 
 pub(super) fn validate(paths: &[PathBuf], set: &[String]) -> u8 {
     let mut code = exit::SUCCESS;
@@ -29,47 +30,213 @@ pub(super) fn validate(paths: &[PathBuf], set: &[String]) -> u8 {
     code
 }
 
-pub(super) fn report(dir: &Path, json: bool, output: bool) -> Result<u8, Error> {
-    if !dir.join("report.json").exists() && dir.join("journal.jsonl").exists() {
-        rebuild(dir)?;
-    }
-    let report = report::read_report(dir)?;
-    let mut out = io::stdout().lock();
-    let written = if json {
-        std::fs::read(dir.join("report.json")).and_then(|bytes| out.write_all(&bytes))
-    } else if output {
-        report
-            .tasks
-            .iter()
-            .filter_map(|t| t.stdout.as_ref())
-            .try_for_each(|file| {
-                let mut f = std::fs::File::open(dir.join(file))?;
-                io::copy(&mut f, &mut out).map(drop)
-            })
-    } else {
-        out.write_all(render::report_text(&report).as_bytes())
+pub(super) fn report(args: &ReportArgs) -> Result<u8, Error> {
+    let dir = locate(&args.target)?;
+    let filter = Filter {
+        failed: args.failed,
+        task: args.task,
     };
-    match written {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
-        Err(e) => return Err(ReportError::io("print the report from", dir)(e).into()),
+    let format = if args.json { Format::Json } else { args.format };
+    // A run with no report: still going (read from its journal, no lock needed), or its engine
+    // died (the report is rebuilt from the journal, once).
+    let (state, plan) = if dir.report_path().exists() {
+        (None, None)
+    } else {
+        let state = RunState::read(&dir)?;
+        let job = run_job(&dir, &state)?;
+        let first = state.first.as_ref().expect("run_job checked");
+        let plan = Plan::new(
+            Arc::new(job),
+            RunInfo {
+                id: first.run_id.clone(),
+                dir: dir.path.clone(),
+            },
+        );
+        if is_running(&dir, &state, plan.job()) {
+            (Some(state), Some(plan))
+        } else {
+            session::rebuild(&dir, &plan, &state)?;
+            (None, None)
+        }
+    };
+    let view = match (&plan, &state) {
+        (Some(plan), Some(state)) => View::live(dir.clone(), plan, state),
+        _ => View::saved(dir.clone()),
+    };
+    let mut out = io::stdout().lock();
+    if let Some(id) = args.task {
+        let row = find(&view, id)?;
+        if args.stdout || args.stderr {
+            let (file, what) = if args.stdout {
+                (&row.stdout, "stdout")
+            } else {
+                (&row.stderr, "stderr")
+            };
+            if let Some(file) = file {
+                copy_out(&dir.path.join(file), &mut out, None)?;
+            } else if row.status == TaskStatus::NotRun {
+                tracing::warn!("task {id} never ran: it has no {what}");
+            }
+            return Ok(code_of(row.status == TaskStatus::Succeeded));
+        }
+        if format == Format::Table && !args.output {
+            write_out(&mut out, task_detail(&row, &dir).as_bytes())?;
+            return Ok(code_of(row.status == TaskStatus::Succeeded));
+        }
     }
-    Ok(if report.summary.all_succeeded() {
+    if args.output {
+        let mut all_ok = true;
+        let mut first = true;
+        let mut copied = Ok(());
+        view.each(&mut |row| {
+            if !filter.keeps(&row) {
+                return Ok(());
+            }
+            all_ok &= row.status == TaskStatus::Succeeded;
+            if let Some(separator) = &args.separator {
+                let line = separator.replace("{id}", &row.id.to_string());
+                let lead = if first { "" } else { "\n" };
+                first = false;
+                out.write_all(format!("{lead}{line}\n").as_bytes())?;
+            }
+            if let Some(file) = &row.stdout {
+                let tag = args.tag.then_some(row.id);
+                if let Err(e) = copy_out(&dir.path.join(file), &mut out, tag) {
+                    copied = Err(e);
+                    return Err(io::Error::other("stopped"));
+                }
+            }
+            Ok(())
+        })?
+        .or_else(ignore_closed)
+        .map_err(ReportError::io("write outputs to", "stdout"))?;
+        copied?;
+        return Ok(code_of(all_ok));
+    }
+    let summary = match export::export(&view, format, filter, &mut out)? {
+        Some(summary) => summary,
+        None => view.head(filter)?.summary,
+    };
+    // A run still going is fine so far when nothing failed yet.
+    let ok = if view.is_saved() {
+        summary.all_succeeded()
+    } else {
+        summary.unsuccessful() == 0
+    };
+    Ok(code_of(ok))
+}
+
+fn code_of(ok: bool) -> u8 {
+    if ok {
         exit::SUCCESS
     } else {
         exit::TASKS_FAILED
+    }
+}
+
+fn ignore_closed(e: io::Error) -> io::Result<()> {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+fn write_out(out: &mut impl Write, bytes: &[u8]) -> Result<(), Error> {
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .or_else(ignore_closed)
+        .map_err(|e| ReportError::io("write to", "stdout")(e).into())
+}
+
+/// Copies a task's output file to `out`, with `tag` and a tab before each line when given.
+fn copy_out(path: &Path, out: &mut impl Write, tag: Option<u64>) -> Result<(), Error> {
+    let file = std::fs::File::open(path).map_err(ReportError::unreadable(path))?;
+    match tag {
+        Some(id) => tag_lines(id, file, out),
+        None => io::copy(&mut io::BufReader::new(file), out).map(drop),
+    }
+    .and_then(|()| out.flush())
+    .or_else(ignore_closed)
+    .map_err(|e| ReportError::io("write to", "stdout")(e).into())
+}
+
+/// Task `id`'s row.
+fn find(view: &View<'_>, id: u64) -> Result<TaskRecord, Error> {
+    let mut found = None;
+    let mut count = 0;
+    view.each(&mut |row| {
+        count += 1;
+        if row.id == id {
+            found = Some(row);
+            // Found: stop reading.
+            return Err(io::Error::other("found"));
+        }
+        Ok(())
+    })?
+    .ok();
+    found.ok_or_else(|| {
+        Error::Usage(format!(
+            "the run in {} has no task {id}: its tasks are 0 to {}",
+            dir_text(&view.dir),
+            count.max(1) - 1
+        ))
     })
 }
 
-/// Writes `report.json` for a run whose engine died before writing it: the report is a function
-/// of the plan (from the run's copy of the job file) and the journal. Tasks that started and
-/// never finished are `cancelled`, tasks never started `not_run`, and the run `interrupted`.
-fn rebuild(path: &Path) -> Result<(), Error> {
-    let state = RunState::read(path)?;
-    let (Some(first), Some(last)) = (&state.first, &state.last) else {
+fn dir_text(dir: &RunDir) -> String {
+    crate::report::render::shown_path(&dir.path)
+}
+
+/// The run directory `poolrun report` shows: a run directory as given, or for a job file the
+/// job's latest run.
+fn locate(target: &Path) -> Result<RunDir, Error> {
+    let meta = std::fs::metadata(target)
+        .map_err(|e| Error::Usage(format!("cannot read {}: {e}", target.display())))?;
+    let path = if meta.is_dir() {
+        target.to_owned()
+    } else {
+        // A job file: only its run directory is needed, not its items.
+        let locating = Overrides {
+            snapshot: Some(Arc::default()),
+            ..Overrides::default()
+        };
+        let job = job::load(target, &locating)?;
+        let latest = RunInfo::with_id(&job, "latest".to_owned()).dir;
+        if !latest.exists() {
+            return Err(Error::Usage(format!(
+                "job {} has no runs yet: {} does not exist",
+                job.name,
+                latest.display()
+            )));
+        }
+        latest
+    };
+    let path = std::fs::canonicalize(&path).map_err(ReportError::unreadable(&path))?;
+    let dir = RunDir { path };
+    if !dir.report_path().exists() && !dir.journal_path().exists() {
+        return Err(Error::Usage(format!(
+            "{} is not a poolrun run directory: it has neither report.json nor journal.jsonl",
+            dir.path.display()
+        )));
+    }
+    Ok(dir)
+}
+
+/// Whether the run in `dir` is going now: its job's lock is held, by this run.
+fn is_running(dir: &RunDir, state: &RunState, job: &Job) -> bool {
+    let root = dir.path.parent().unwrap_or(Path::new("/"));
+    let run_id = state.first.as_ref().map(|f| f.run_id.as_str());
+    RunLock::holder(&RunLock::path(root, &job.name))
+        .is_some_and(|h| Some(h.run_id.as_str()) == run_id)
+}
+
+/// The job a run directory's journal says ran, loaded from the run's copy.
+pub(super) fn run_job(dir: &RunDir, state: &RunState) -> Result<Job, Error> {
+    let (Some(_), Some(last)) = (&state.first, &state.last) else {
         return Err(Error::Usage(format!(
             "{}: the journal records no run",
-            path.display()
+            dir.path.display()
         )));
     };
     let original = Path::new(&last.job_file);
@@ -77,89 +244,13 @@ fn rebuild(path: &Path) -> Result<(), Error> {
         .base_dir
         .as_deref()
         .map_or_else(|| original.parent().unwrap_or(Path::new("/")), Path::new);
-    let provenance = last.provenance.as_deref();
-    let dir = RunDir {
-        path: std::fs::canonicalize(path).map_err(ReportError::unreadable(path))?,
-    };
-    let job = Arc::new(load_run_job(
-        &dir,
+    load_run_job(
+        dir,
         original,
         base_dir,
-        provenance,
+        last.provenance.as_deref(),
         &Overrides::default(),
-    )?);
-    let root = path.parent().unwrap_or(Path::new("/"));
-    if let Some(holder) = RunLock::holder(&RunLock::path(root, &job.name))
-        && holder.run_id == first.run_id
-    {
-        // Still running: its report is written when it ends.
-        let path = RunLock::path(root, &job.name);
-        return Err(ReportError::Locked {
-            path,
-            run_id: holder.run_id,
-            pid: holder.pid,
-        }
-        .into());
-    }
-    tracing::info!(
-        "rebuilding the report of {} from its journal",
-        path.display()
-    );
-    let plan = Plan::new(
-        Arc::clone(&job),
-        RunInfo {
-            id: first.run_id.clone(),
-            dir: dir.path.clone(),
-        },
-    );
-    let tasks_dir = dir.tasks_dir();
-    let mut writer = ReportWriter::create(
-        &dir.report_path(),
-        &job_record(&job),
-        std::collections::BTreeMap::new(),
-    )?;
-    for task in plan.tasks() {
-        let file = |ext: &str| tasks_dir.join(format!("{}.{ext}", task.id));
-        let finished = state.finished.get(&task.key);
-        // An attempt under way when the engine died is newer than any finished one (a killed
-        // `--resume` leaves attempt 2 open after attempt 1's outcome): it is the task's state.
-        let open = state
-            .open
-            .get(&task.key)
-            .filter(|s| finished.is_none_or(|f| s.attempt > f.attempt));
-        let row = if let Some(s) = open {
-            let stdout = std::fs::metadata(file("out")).map_or(0, |m| m.len());
-            TaskRecord::lost(&task, s, stdout, tail(&file("err")).unwrap_or_default())
-        } else if let Some(f) = finished {
-            TaskRecord::finished(
-                &task,
-                f,
-                tail(&file("err")).map(|(_, t)| t).unwrap_or_default(),
-            )
-        } else {
-            TaskRecord::not_run(&task)
-        };
-        writer.push(row)?;
-    }
-    let status = state
-        .ended
-        .as_ref()
-        .map_or(RunStatus::Interrupted, |e| e.status);
-    let finished_at = state.last_at.clone().unwrap_or_else(|| first.at.clone());
-    let record = RunRecord {
-        id: first.run_id.clone(),
-        dir: dir.path.display().to_string(),
-        host: host(),
-        poolrun_version: env!("CARGO_PKG_VERSION").to_owned(),
-        started_at: first.at.clone(),
-        finished_at,
-        processes: last.processes,
-        status,
-        leaked: state.ended.as_ref().map_or(0, |e| e.leaked),
-        provenance: provenance.cloned(),
-    };
-    writer.finish(&plan, &record, state.seconds(), &|| false)?;
-    Ok(())
+    )
 }
 
 /// The job a run ran: its copy of the job file, as if still at `original` with relative paths

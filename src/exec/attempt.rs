@@ -47,8 +47,8 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
         keep_earlier_attempt(ctx.tasks_dir, &task, attempt - 1);
     }
     let outputs = (|| {
-        let out = Output::create(ctx.tasks_dir, &format!("{}.out", task.id))?;
-        let err = Output::create(ctx.tasks_dir, &format!("{}.err", task.id))?;
+        let out = Output::create(ctx.tasks_dir, &task.output_file("out"))?;
+        let err = Output::create(ctx.tasks_dir, &task.output_file("err"))?;
         let ends = (out.for_child()?, err.for_child()?);
         Ok::<_, io::Error>((ends, (out, err)))
     })();
@@ -228,12 +228,12 @@ fn classify(
     }
 }
 
-/// Renames the previous attempt's `<id>.out`/`.err` to `<id>.<attempt>.out`/`.err`: the plain
+/// Renames the previous attempt's `0007.out`/`.err` to `0007.<attempt>.out`/`.err`: the plain
 /// names always hold the last attempt.
 fn keep_earlier_attempt(dir: &Path, task: &Task, previous: u32) {
     for ext in ["out", "err"] {
-        let from = dir.join(format!("{}.{ext}", task.id));
-        let to = dir.join(format!("{}.{previous}.{ext}", task.id));
+        let from = dir.join(task.output_file(ext));
+        let to = dir.join(task.output_file(&format!("{previous}.{ext}")));
         if let Err(e) = std::fs::rename(&from, &to)
             && e.kind() != io::ErrorKind::NotFound
         {

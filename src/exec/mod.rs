@@ -51,6 +51,11 @@ pub trait Sink {
     fn task_done(&mut self, outcome: TaskOutcome) -> Result<(), Self::Error>;
     /// Makes everything recorded so far durable.
     fn commit(&mut self) -> Result<(), Self::Error>;
+    /// The run is stopping for `reason`: no task starts any more; `running` tasks were sent
+    /// SIGTERM and get SIGKILL after `grace` (`None`: they are left to finish, a soft halt).
+    fn stopping(&mut self, reason: StopReason, running: usize, grace: Option<std::time::Duration>) {
+        let _ = (reason, running, grace);
+    }
 }
 
 /// Records a start from a worker thread; returns false when it could not (the start then goes

@@ -23,6 +23,8 @@ pub enum TaskStatus {
     Cancelled,
     /// Never started.
     NotRun,
+    /// An attempt is under way: only in a view of a run still going, never in a report file.
+    Running,
 }
 
 impl TaskStatus {
@@ -35,6 +37,7 @@ impl TaskStatus {
             Self::SpawnFailed => "spawn_failed",
             Self::Cancelled => "cancelled",
             Self::NotRun => "not_run",
+            Self::Running => "running",
         }
     }
 }

@@ -35,8 +35,11 @@ pub struct Dispatch {
 /// Settings for one local run.
 #[derive(Debug, Clone)]
 pub struct LocalPool<'a> {
-    /// Where `<id>.out` and `<id>.err` go.
+    /// Where `0007.out` and `0007.err` go.
     pub tasks_dir: &'a Path,
+    /// When the run began, for `[pool] deadline`: before a wait for the job's lock, which
+    /// counts against it.
+    pub began: Instant,
 }
 
 /// Why a run stopped early.
@@ -142,7 +145,7 @@ impl LocalPool<'_> {
             retries: RetryQueue::default(),
             handed: HashMap::new(),
             stop: None,
-            deadline: job.pool.deadline.map(|d| Instant::now() + d),
+            deadline: job.pool.deadline.map(|d| self.began + d),
             finished: 0,
             failed: 0,
             sink,
@@ -416,7 +419,6 @@ impl<I: Iterator<Item = Dispatch>, S: Sink> Engine<'_, '_, I, S> {
             self.kill_now();
         }
         if self.stop.is_none() && self.deadline.is_some_and(|d| d <= now) {
-            tracing::warn!("the run's deadline passed: stopping");
             self.begin_stop(StopReason::Deadline, true);
         }
     }
@@ -431,11 +433,16 @@ impl<I: Iterator<Item = Dispatch>, S: Sink> Engine<'_, '_, I, S> {
             kill_at: None,
         });
         self.settle_retries();
+        let running = self.ctx.running.count();
         if stop_running {
             self.ctx.running.stop_all(UnixSignal::SIGTERM);
             if let Some(stop) = &mut self.stop {
                 stop.kill_at = Some(Instant::now() + self.ctx.grace_period);
             }
+        }
+        if reason != StopReason::SinkFailed {
+            let grace = stop_running.then_some(self.ctx.grace_period);
+            self.sink.stopping(reason, running, grace);
         }
     }
 
@@ -465,7 +472,10 @@ fn retryable(on: &RetryOn, o: &TaskOutcome) -> bool {
         TaskStatus::Failed => on.failed || o.exit_code.is_some_and(|c| on.exit_codes.contains(&c)),
         TaskStatus::TimedOut => on.timed_out,
         TaskStatus::SpawnFailed => on.spawn_failed,
-        TaskStatus::Succeeded | TaskStatus::Cancelled | TaskStatus::NotRun => false,
+        TaskStatus::Succeeded
+        | TaskStatus::Cancelled
+        | TaskStatus::NotRun
+        | TaskStatus::Running => false,
     }
 }
 

@@ -72,6 +72,15 @@ impl Running {
         state.groups.remove(&id).is_some_and(|(_, stopped)| stopped)
     }
 
+    /// How many tasks are running.
+    pub fn count(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .groups
+            .len()
+    }
+
     /// Whether `pgid` leads a running task's group.
     pub fn is_task_group(&self, pgid: u32) -> bool {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);

@@ -195,6 +195,10 @@ pub struct ReportFile {
     /// The run directory, relative to the job file's folder; may use `{name}` and `{run-id}`;
     /// default "runs/{name}/{run-id}".
     pub dir: Option<String>,
+    /// After each run, remove the oldest runs of the job beside it so that this many remain
+    /// (the new one among them); default: keep every run.
+    #[schemars(range(min = 1))]
+    pub keep: Option<i64>,
 }
 
 /// `command`: a shell string or an argv array.

@@ -510,6 +510,21 @@ impl Validator {
                 (base_dir.clone(), template)
             }
         };
+        let keep = match file.report.keep {
+            None => None,
+            Some(n) => Some(
+                usize::try_from(n)
+                    .ok()
+                    .filter(|&n| (1..=1_000_000).contains(&n))
+                    .ok_or_else(|| {
+                        self.error(
+                            &["report", "keep"],
+                            None,
+                            format!("expected a number of runs from 1 to 1000000, found {n}"),
+                        )
+                    })?,
+            ),
+        };
         Ok(Job {
             name,
             description: file.description,
@@ -528,6 +543,7 @@ impl Validator {
             pool,
             report_base,
             report_dir,
+            keep,
         })
     }
 

@@ -69,6 +69,8 @@ pub struct Job {
     pub report_base: PathBuf,
     /// The run directory, using only `{name}` and `{run-id}`.
     pub report_dir: Template,
+    /// `[report] keep`: how many runs of the job to keep after a run.
+    pub keep: Option<usize>,
 }
 
 /// The job file as read.

@@ -19,6 +19,14 @@ use crate::plan::RunInfo;
 #[serde(transparent)]
 pub struct TaskId(pub u64);
 
+impl TaskId {
+    /// The name of this task's output file with extension `ext` in `tasks/`, its id
+    /// zero-padded to `width` digits: `0007.out`.
+    pub fn output_file(self, width: usize, ext: &str) -> String {
+        format!("{:0width$}.{ext}", self.0)
+    }
+}
+
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
@@ -31,6 +39,9 @@ impl fmt::Display for TaskId {
 pub struct Task {
     /// Plan order.
     pub id: TaskId,
+    /// Digits of the plan's last id: output files are named with ids zero-padded to it
+    /// (`tasks/0007.out`), so a shell glob lists them in task order.
+    pub id_width: usize,
     /// The chunk's items.
     pub items: TaskItems,
     /// Its matrix parameters.
@@ -128,6 +139,11 @@ impl Task {
         vars
     }
 
+    /// The name of the task's output file with extension `ext` in `tasks/`: `0007.out`.
+    pub fn output_file(&self, ext: &str) -> String {
+        self.id.output_file(self.id_width, ext)
+    }
+
     /// The argv as text, any byte that is not UTF-8 replaced: for reports and tables.
     pub fn argv_text(&self) -> Vec<String> {
         self.argv
@@ -168,6 +184,11 @@ impl Plan {
     /// Whether the plan has no task (an empty source).
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Digits of the last task id: the width output file names pad ids to.
+    pub fn id_width(&self) -> usize {
+        self.len.saturating_sub(1).to_string().len()
     }
 
     /// The job being planned.
@@ -295,6 +316,7 @@ impl Plan {
         };
         Task {
             id,
+            id_width: self.id_width(),
             items,
             params: combo.cloned(),
             seed,

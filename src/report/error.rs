@@ -46,6 +46,18 @@ pub enum ReportError {
         /// Its pid.
         pid: String,
     },
+    /// Another run of the job is already waiting for its lock (`overlap = "wait"` queues one).
+    #[error(
+        "another run of this job is already waiting for run {run_id} (pid {pid}) to end: at most one run waits"
+    )]
+    Queued {
+        /// The lock file.
+        path: PathBuf,
+        /// The run holding the lock.
+        run_id: String,
+        /// Its pid.
+        pid: String,
+    },
     /// A signal stopped poolrun while it wrote the report.
     #[error("interrupted while writing {}: `poolrun report` on the run directory rebuilds it from the journal", path.display())]
     Interrupted {

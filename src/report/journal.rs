@@ -144,6 +144,9 @@ pub struct RunFinished {
     pub at: String,
     /// How the run ended.
     pub status: RunStatus,
+    /// Why it stopped early (`run.stop_reason` in the report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
     /// Processes the end-of-run sweep killed (`run.leaked` in the report).
     #[serde(default)]
     pub leaked: u32,
@@ -258,8 +261,23 @@ impl Journal {
 /// engine died while writing it, perhaps inside a multi-byte character) is ignored; any other
 /// bad line is an error.
 pub fn read(path: &Path) -> Result<Vec<Record>, ReportError> {
-    let file = File::open(path).map_err(ReportError::unreadable(path))?;
     let mut records = Vec::new();
+    each(path, &mut |record| {
+        records.push(record);
+        Ok(())
+    })?
+    .map_err(ReportError::unreadable(path))?;
+    Ok(records)
+}
+
+/// Calls `f` with each complete record of the journal at `path`, in order, reading one line at
+/// a time. The outer error says the journal could not be read; the inner one is `f`'s, which
+/// stops the reading.
+pub fn each(
+    path: &Path,
+    f: &mut dyn FnMut(Record) -> std::io::Result<()>,
+) -> Result<std::io::Result<()>, ReportError> {
+    let file = File::open(path).map_err(ReportError::unreadable(path))?;
     let mut reader = BufReader::new(file);
     let mut line = Vec::new();
     let mut number = 0;
@@ -269,7 +287,7 @@ pub fn read(path: &Path) -> Result<Vec<Record>, ReportError> {
             .read_until(b'\n', &mut line)
             .map_err(ReportError::unreadable(path))?;
         if read == 0 || line.last() != Some(&b'\n') {
-            break;
+            return Ok(Ok(()));
         }
         number += 1;
         let record = serde_json::from_slice(&line).map_err(|source| ReportError::Journal {
@@ -277,18 +295,18 @@ pub fn read(path: &Path) -> Result<Vec<Record>, ReportError> {
             line: number,
             source,
         })?;
-        records.push(record);
+        if let Err(e) = f(record) {
+            return Ok(Err(e));
+        }
     }
-    Ok(records)
 }
 
 /// Report rows from journal records.
 impl TaskRecord {
     /// The row for a task whose last attempt finished as `f`, with the end of its stderr.
     pub fn finished(task: &Task, f: &AttemptFinished, stderr_tail: String) -> Self {
-        let id = task.id;
         let file = |ext: &str, bytes: u64| {
-            (f.has_output && bytes > 0).then(|| format!("tasks/{id}.{ext}"))
+            (f.has_output && bytes > 0).then(|| format!("tasks/{}", task.output_file(ext)))
         };
         Self {
             status: f.status,
@@ -312,13 +330,13 @@ impl TaskRecord {
 
     /// The row for a task whose attempt started but never finished: the engine died under it.
     pub fn lost(task: &Task, s: &AttemptStarted, stdout_bytes: u64, stderr: (u64, String)) -> Self {
-        let id = task.id;
+        let file = |ext: &str| format!("tasks/{}", task.output_file(ext));
         Self {
             status: TaskStatus::Cancelled,
             attempts: s.attempt,
             started_at: Some(s.at.clone()),
-            stdout: (stdout_bytes > 0).then(|| format!("tasks/{id}.out")),
-            stderr: (stderr.0 > 0).then(|| format!("tasks/{id}.err")),
+            stdout: (stdout_bytes > 0).then(|| file("out")),
+            stderr: (stderr.0 > 0).then(|| file("err")),
             stdout_bytes,
             stderr_bytes: stderr.0,
             stderr_tail: stderr.1,

@@ -18,6 +18,7 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub struct RunLock {
     file: File,
+    path: PathBuf,
 }
 
 /// Who holds a lock, as its file says.
@@ -33,7 +34,8 @@ pub struct Holder {
 pub enum Wait<'a> {
     /// Fail at once with `ReportError::Locked`.
     No,
-    /// Wait while `keep_waiting()` says so; `on_wait` is called once, before waiting.
+    /// Wait while `keep_waiting()` says so; `on_wait` is called once, before waiting. At most
+    /// one run waits: a second fails at once with `ReportError::Queued`.
     While {
         /// Polled while waiting; false gives up with `ReportError::Locked`.
         keep_waiting: &'a dyn Fn() -> bool,
@@ -48,12 +50,15 @@ impl RunLock {
         run_root.join(format!(".poolrun-{name}.lock"))
     }
 
-    /// Takes the lock at `path` for `run_id` in a run root that exists and was checked.
-    pub fn acquire(path: &Path, run_id: &str, wait: &Wait<'_>) -> Result<Self, ReportError> {
+    /// Takes the lock at `path`, in a run root that exists and was checked; `claim` then says
+    /// which run holds it.
+    pub fn acquire(path: &Path, wait: &Wait<'_>) -> Result<Self, ReportError> {
         let mut file =
             secure::open_shared(path).map_err(ReportError::io("open the lock file", path))?;
         secure::check_own_file(&file, path)?;
         let mut waited = false;
+        // The place in the queue: held while waiting, so that one run waits at most.
+        let mut queue: Option<File> = None;
         loop {
             match file.try_lock() {
                 Ok(()) => break,
@@ -64,6 +69,9 @@ impl RunLock {
                             keep_waiting,
                             on_wait,
                         } if keep_waiting() => {
+                            if queue.is_none() {
+                                queue = Some(take_queue(path, &holder)?);
+                            }
                             if !std::mem::replace(&mut waited, true) {
                                 on_wait(&holder);
                             }
@@ -81,12 +89,22 @@ impl RunLock {
                 Err(TryLockError::Error(e)) => return Err(ReportError::io("lock", path)(e)),
             }
         }
+        // Holding the lock now: the place in the queue is free for the next run.
+        drop(queue);
+        Ok(Self {
+            file,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Writes who holds the lock: this process, for run `run_id`.
+    pub fn claim(&mut self, run_id: &str) -> Result<(), ReportError> {
         let record = format!("{} {run_id}\n", std::process::id());
-        file.set_len(0)
-            .and_then(|()| file.seek(SeekFrom::Start(0)))
-            .and_then(|_| file.write_all(record.as_bytes()))
-            .map_err(ReportError::io("write the lock file", path))?;
-        Ok(Self { file })
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.seek(SeekFrom::Start(0)))
+            .and_then(|_| self.file.write_all(record.as_bytes()))
+            .map_err(ReportError::io("write the lock file", &self.path))
     }
 
     /// Whether someone holds the lock at `path` now, and who. Something planted there that is
@@ -113,6 +131,26 @@ impl Drop for RunLock {
     fn drop(&mut self) {
         // Leave the file (removing it would race with a run opening it); clear its content.
         let _ = self.file.set_len(0);
+    }
+}
+
+/// Takes the one place in the queue for the lock at `path` (`<lock>.wait`, locked the same way),
+/// or fails with `ReportError::Queued` when another run holds it.
+fn take_queue(path: &Path, holder: &Holder) -> Result<File, ReportError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".wait");
+    let queue = PathBuf::from(name);
+    let file =
+        secure::open_shared(&queue).map_err(ReportError::io("open the lock file", &queue))?;
+    secure::check_own_file(&file, &queue)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(ReportError::Queued {
+            path: path.to_owned(),
+            run_id: holder.run_id.clone(),
+            pid: holder.pid.clone(),
+        }),
+        Err(TryLockError::Error(e)) => Err(ReportError::io("lock", &queue)(e)),
     }
 }
 

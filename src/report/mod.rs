@@ -3,16 +3,22 @@
 
 pub mod compare;
 mod error;
+pub mod export;
 pub mod journal;
 mod lock;
 pub mod model;
+pub mod progress;
 mod provenance;
-mod read;
+mod prune;
+pub mod read;
 mod recorder;
 pub mod render;
 mod run_dir;
 pub mod secure;
+pub mod session;
 mod state;
+pub mod stream;
+pub mod view;
 mod writer;
 
 pub use error::ReportError;
@@ -28,8 +34,9 @@ pub use model::{
     RunStatus, Summary, TaskRecord,
 };
 pub use provenance::SNAPSHOT_FILE;
+pub use prune::prune;
 pub use read::read_report;
-pub use recorder::Recorder;
+pub use recorder::{Observer, Recorder};
 pub use run_dir::RunDir;
 pub use state::RunState;
 pub use writer::ReportWriter;

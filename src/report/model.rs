@@ -68,6 +68,11 @@ pub struct RunRecord {
     pub processes: usize,
     /// How the run ended.
     pub status: RunStatus,
+    /// Why it stopped before every task had an outcome: "halt-policy", "deadline", the
+    /// signal's name ("SIGINT"), or "error" (the run directory could not be written); null for
+    /// a run that completed.
+    #[serde(default)]
+    pub stop_reason: Option<String>,
     /// Processes that tasks left running and that only the sweep at the end of the run found
     /// (so no task's `leaked` counts them), killed.
     #[serde(default)]
@@ -134,6 +139,20 @@ pub enum RunStatus {
     Halted,
     /// A signal stopped it.
     Interrupted,
+    /// Still going: a view of its journal (never in a report file).
+    Running,
+}
+
+impl RunStatus {
+    /// The spelling used in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Halted => "halted",
+            Self::Interrupted => "interrupted",
+            Self::Running => "running",
+        }
+    }
 }
 
 /// `summary`: how many tasks ended each way.
@@ -154,6 +173,9 @@ pub struct Summary {
     pub cancelled: u64,
     /// Never started.
     pub not_run: u64,
+    /// Running now: only in a view of a run still going.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub running: u64,
     /// The run's wall-clock time.
     pub wall_seconds: f64,
 }
@@ -169,7 +191,13 @@ impl Summary {
             TaskStatus::SpawnFailed => &mut self.spawn_failed,
             TaskStatus::Cancelled => &mut self.cancelled,
             TaskStatus::NotRun => &mut self.not_run,
+            TaskStatus::Running => &mut self.running,
         } += 1;
+    }
+
+    /// Tasks that did not succeed: failed, timed out, failed to start or cancelled.
+    pub fn unsuccessful(&self) -> u64 {
+        self.failed + self.timed_out + self.spawn_failed + self.cancelled
     }
 
     /// Whether every task succeeded (true for an empty plan).
@@ -244,6 +272,14 @@ pub struct TaskRecord {
     pub leaked: u32,
     /// Why the task did not succeed, for people.
     pub error: Option<String>,
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if"
+)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// RFC 3339 UTC with milliseconds.

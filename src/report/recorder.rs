@@ -1,60 +1,88 @@
 //! The engine's `Sink` for a local run: every start and finish goes to the journal, every final
 //! outcome to the report, the report rows only once the journal batch holding them is on disk.
+//! Observers (the progress bar, the log, live output) are told what happened.
 
 use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::exec::{Sink, StartLog, Started, TaskOutcome};
+use crate::exec::{Sink, StartLog, Started, StopReason, TaskOutcome};
 use crate::report::journal::{AttemptFinished, AttemptStarted, Journal, Record};
 use crate::report::{ReportError, ReportWriter, TaskRecord};
 
+/// Told what happens in a run, from the engine's thread (and `started` from the workers').
+pub trait Observer: Send + Sync {
+    /// An attempt started.
+    fn started(&self, started: &Started) {
+        let _ = started;
+    }
+    /// An attempt finished; `will_retry` says whether another attempt follows.
+    fn attempt(&self, outcome: &TaskOutcome, will_retry: bool) {
+        let _ = (outcome, will_retry);
+    }
+    /// The report holds the rows of tasks `0..rows`.
+    fn rows_written(&self, rows: u64) {
+        let _ = rows;
+    }
+    /// The run is stopping (see `Sink::stopping`).
+    fn stopping(&self, reason: StopReason, running: usize, grace: Option<Duration>) {
+        let _ = (reason, running, grace);
+    }
+}
+
 /// Journal and report writer, driven by the engine.
-pub struct Recorder<'a> {
+pub struct Recorder {
     /// The run's journal.
     pub journal: Journal,
     /// The run's report.
     pub writer: ReportWriter,
     /// Rows waiting for the journal commit.
     rows: Vec<TaskRecord>,
-    /// Called with every finished attempt and whether it will be retried (progress, logs).
-    on_attempt: AttemptHook<'a>,
+    observers: Vec<Arc<dyn Observer>>,
 }
 
-/// Called with every finished attempt and whether another follows.
-type AttemptHook<'a> = Box<dyn FnMut(&TaskOutcome, bool) + 'a>;
-
-impl<'a> Recorder<'a> {
-    /// A recorder writing to `journal` and `writer`.
-    pub fn new(
-        journal: Journal,
-        writer: ReportWriter,
-        on_attempt: impl FnMut(&TaskOutcome, bool) + 'a,
-    ) -> Self {
+impl Recorder {
+    /// A recorder writing to `journal` and `writer`, telling `observers`.
+    pub fn new(journal: Journal, writer: ReportWriter, observers: Vec<Arc<dyn Observer>>) -> Self {
+        for o in &observers {
+            o.rows_written(writer.written());
+        }
         Self {
             journal,
             writer,
             rows: Vec::new(),
-            on_attempt: Box::new(on_attempt),
+            observers,
         }
     }
 }
 
-impl Sink for Recorder<'_> {
+impl Sink for Recorder {
     type Error = ReportError;
 
     fn start_log(&self) -> Option<StartLog> {
         let file = self.journal.append_handle()?;
+        let observers = self.observers.clone();
         Some(Box::new(move |started: &Started| {
             let mut line = serde_json::to_vec(&Record::Started(AttemptStarted::new(started)))
                 .expect("records serialize");
             line.push(b'\n');
             // One write on a file opened for appending: never interleaved with the engine's.
-            (&file).write_all(&line).is_ok()
+            let written = (&file).write_all(&line).is_ok();
+            if written {
+                for o in &observers {
+                    o.started(started);
+                }
+            }
+            written
         }))
     }
 
     fn started(&mut self, started: &Started) -> Result<(), ReportError> {
         self.journal
             .append(&Record::Started(AttemptStarted::new(started)));
+        for o in &self.observers {
+            o.started(started);
+        }
         Ok(())
     }
 
@@ -65,7 +93,9 @@ impl Sink for Recorder<'_> {
     ) -> Result<(), ReportError> {
         self.journal
             .append(&Record::Finished(AttemptFinished::new(outcome, will_retry)));
-        (self.on_attempt)(outcome, will_retry);
+        for o in &self.observers {
+            o.attempt(outcome, will_retry);
+        }
         Ok(())
     }
 
@@ -81,9 +111,21 @@ impl Sink for Recorder<'_> {
 
     fn commit(&mut self) -> Result<(), ReportError> {
         self.journal.commit()?;
+        if self.rows.is_empty() {
+            return Ok(());
+        }
         for row in self.rows.drain(..) {
             self.writer.push(row)?;
         }
+        for o in &self.observers {
+            o.rows_written(self.writer.written());
+        }
         Ok(())
+    }
+
+    fn stopping(&mut self, reason: StopReason, running: usize, grace: Option<Duration>) {
+        for o in &self.observers {
+            o.stopping(reason, running, grace);
+        }
     }
 }

@@ -1,11 +1,10 @@
 //! Text for people: the one-line summary at the end of a run and `poolrun report`'s listing.
 
-use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::exec::TaskStatus;
-use crate::exec::unix::signal_name;
-use crate::report::{Report, Summary, TaskRecord};
+use crate::report::Summary;
 
 /// `12 tasks: 10 succeeded, 1 failed, 1 timed out in 3.2s`.
 pub fn summary_counts(s: &Summary) -> String {
@@ -27,75 +26,81 @@ pub fn summary_counts(s: &Summary) -> String {
     } else {
         parts.join(", ")
     };
-    format!("{} {tasks}: {parts} in {:.2}s", s.tasks, s.wall_seconds)
+    let took = human_duration(Duration::from_secs_f64(s.wall_seconds.max(0.0)));
+    format!("{} {tasks}: {parts} in {took}", s.tasks)
+}
+
+/// A duration for people: `509ms`, `3.2s`, `42s`, `1m 3s`, `2h 5m`.
+pub fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    let secs = d.as_secs();
+    match secs {
+        0 => format!("{ms}ms"),
+        1..10 => format!("{:.1}s", d.as_secs_f64()),
+        10..60 => format!("{secs}s"),
+        60..3600 => format!("{}m {}s", secs / 60, secs % 60),
+        _ => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// `text` safe to print on a terminal: control characters (escape sequences, carriage
+/// returns, backspaces) shown escaped, as `\u{1b}`, never acted on.
+pub fn clean(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A status word, coloured when colour is on for stdout.
+pub fn paint(status: TaskStatus, text: &str) -> String {
+    if !crate::console::color_stdout() {
+        return text.to_owned();
+    }
+    let code = match status {
+        TaskStatus::Succeeded => "32",
+        TaskStatus::Failed | TaskStatus::SpawnFailed => "31",
+        TaskStatus::TimedOut => "33",
+        TaskStatus::Running => "34",
+        TaskStatus::Cancelled | TaskStatus::NotRun => "2",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+/// A path as a person would type it: relative to the current directory when under it, and
+/// quoted for the shell when it needs to be.
+pub fn shown_path(path: &Path) -> String {
+    let cwd = std::env::current_dir().ok();
+    let shown = cwd
+        .as_deref()
+        .and_then(|cwd| path.strip_prefix(cwd).ok())
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(path);
+    crate::report::export::shell_quote(&shown.to_string_lossy())
 }
 
 /// The line printed on stderr when a run ends.
-pub fn summary_line(job: &str, summary: &Summary, report: &Path) -> String {
-    format!(
-        "poolrun: {job}: {}; report: {}",
-        summary_counts(summary),
-        report.display()
-    )
+pub fn summary_line(job: &str, summary: &Summary) -> String {
+    format!("poolrun: {}: {}", clean(job), summary_counts(summary))
 }
 
-/// `poolrun report RUN_DIR`: the run, its counts, then every task that did not succeed with the
-/// end of its stderr.
-pub fn report_text(report: &Report) -> String {
-    let mut out = String::new();
-    let run = &report.run;
-    let _ = writeln!(
-        out,
-        "run {} of job {} on {}: {}",
-        run.id,
-        report.job.name,
-        run.host,
-        serde_json::to_value(run.status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
-    );
-    let _ = writeln!(
-        out,
-        "started {}, finished {}, {} processes",
-        run.started_at, run.finished_at, run.processes
-    );
-    let _ = writeln!(out, "{}", summary_counts(&report.summary));
-    for task in report
-        .tasks
-        .iter()
-        .filter(|t| t.status != TaskStatus::Succeeded)
-    {
-        out.push('\n');
-        out.push_str(&task_text(task));
+/// After a run that did not fully succeed: the commands that show why and resume it.
+pub fn next_steps(run_dir: &Path, job_file: Option<&Path>) -> Vec<String> {
+    let dir = shown_path(run_dir);
+    let mut lines = vec![format!("poolrun:   see why: poolrun report {dir} --failed")];
+    if let Some(job) = job_file {
+        lines.push(format!(
+            "poolrun:   resume:  poolrun run {} --resume {dir}",
+            shown_path(job)
+        ));
     }
-    out
-}
-
-fn task_text(task: &TaskRecord) -> String {
-    let mut out = String::new();
-    let how = match (task.exit_code, task.signal) {
-        (Some(code), _) => format!(", exit code {code}"),
-        (None, Some(sig)) => format!(", signal {}", signal_name(sig)),
-        (None, None) => String::new(),
-    };
-    let _ = writeln!(
-        out,
-        "task {} ({}): {}{how}",
-        task.id,
-        task.label(60),
-        task.status.as_str()
-    );
-    if let Some(error) = &task.error {
-        let _ = writeln!(out, "  {error}");
-    }
-    let _ = writeln!(out, "  command: {}", task.command.join(" "));
-    if !task.stderr_tail.is_empty() {
-        let _ = writeln!(out, "  stderr ({} bytes), last lines:", task.stderr_bytes);
-        let lines: Vec<&str> = task.stderr_tail.lines().collect();
-        for line in &lines[lines.len().saturating_sub(10)..] {
-            let _ = writeln!(out, "  | {line}");
-        }
-    }
-    out
+    lines
 }

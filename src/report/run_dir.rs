@@ -74,6 +74,16 @@ impl RunDir {
         self.path.join("report.json")
     }
 
+    /// Removes `report.json`, if there is one.
+    pub fn remove_report(&self) -> Result<(), ReportError> {
+        match fs::remove_file(self.report_path()) {
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                Err(ReportError::io("remove the old report", self.report_path())(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// `journal.jsonl`.
     pub fn journal_path(&self) -> PathBuf {
         self.path.join("journal.jsonl")

@@ -2,12 +2,11 @@
 //! report is rebuilt from. Tasks are matched by their resume key, not their id.
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use crate::report::ReportError;
 use crate::report::journal::{
     self, AttemptFinished, AttemptStarted, Record, RunFinished, RunStarted,
 };
+use crate::report::{ReportError, RunDir};
 
 /// The journal, folded.
 #[derive(Debug, Default)]
@@ -34,12 +33,14 @@ pub struct RunState {
 }
 
 impl RunState {
-    /// Reads and folds the journal of the run directory `dir`.
-    pub fn read(dir: &Path) -> Result<Self, ReportError> {
+    /// Reads and folds the journal of the run directory `dir`, one record at a time.
+    pub fn read(dir: &RunDir) -> Result<Self, ReportError> {
         let mut state = Self::default();
-        for record in journal::read(&dir.join("journal.jsonl"))? {
+        journal::each(&dir.journal_path(), &mut |record| {
             state.apply(record);
-        }
+            Ok(())
+        })?
+        .expect("folding a record cannot fail");
         Ok(state)
     }
 

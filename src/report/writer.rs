@@ -124,6 +124,11 @@ impl ReportWriter {
         }
     }
 
+    /// How many rows are written: those of tasks `0..written()`.
+    pub fn written(&self) -> u64 {
+        self.next
+    }
+
     /// The counts so far.
     pub fn summary(&self) -> &Summary {
         &self.summary
@@ -318,6 +323,7 @@ mod tests {
             finished_at: String::new(),
             processes: 1,
             status: RunStatus::Completed,
+            stop_reason: None,
             leaked: 0,
             provenance: None,
         };

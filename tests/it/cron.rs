@@ -107,6 +107,7 @@ fn quiet_prints_nothing_on_success_and_the_summary_on_failure() {
     let bad = Job::new(&format!("command = \"exit {{id}}\"\n{}", range(30, 2)));
     let run = bad.run(&["--quiet"]);
     assert_eq!(run.code, 1);
+    // The summary only: no start line, no failure lines, no hints.
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     assert!(
         run.stderr.contains("30 tasks: 1 succeeded, 29 failed"),
@@ -125,23 +126,43 @@ fn logs_without_a_terminal_are_plain_timestamped_and_short() {
         "no escape codes: {:?}",
         run.stderr
     );
-    let lines: Vec<&str> = run.stderr.lines().collect();
-    assert!(lines.len() <= 25, "{} lines:\n{}", lines.len(), run.stderr);
-    for line in &lines[..lines.len() - 1] {
-        assert!(
-            line.starts_with("20") && line.as_bytes()[10] == b'T',
-            "timestamped: {line}"
-        );
-    }
+    // The start line, 20 failures, a line saying there are more, the summary and the two
+    // commands to type: every one of them timestamped.
+    let lines: Vec<&str> = run.raw_stderr.lines().collect();
     assert!(
-        lines.last().unwrap().starts_with("poolrun: job: 100 tasks"),
+        lines.len() <= 26,
+        "{} lines:\n{}",
+        lines.len(),
+        run.raw_stderr
+    );
+    for line in &lines {
+        assert!(crate::support::is_stamped(line), "timestamped: {line}");
+    }
+    let plain: Vec<&str> = run.stderr.lines().collect();
+    assert!(plain[0].starts_with("poolrun: job: run "), "{}", run.stderr);
+    assert!(
+        plain
+            .iter()
+            .any(|l| l.starts_with("poolrun: job: 100 tasks: 1 succeeded, 99 failed")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        plain.iter().any(|l| l.contains("poolrun report runs/job/")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        plain
+            .iter()
+            .any(|l| l.contains("poolrun run job.toml --resume runs/job/")),
         "{}",
         run.stderr
     );
 }
 
 #[test]
-fn the_report_of_a_running_run_is_not_rebuilt() {
+fn the_report_of_a_running_run_is_read_from_its_journal_and_not_rebuilt() {
     let job = Job::new(&format!(
         "command = \"touch started; while [ ! -e release ]; do sleep 0.02; done\"\n{}",
         range(1, 1)
@@ -152,12 +173,26 @@ fn the_report_of_a_running_run_is_not_rebuilt() {
         .arg(job.file("runs/job/latest"))
         .output()
         .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
-        Some(75),
-        "{}",
+        Some(0),
+        "{}{}",
+        stdout,
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(stdout.contains(": running\n"), "{stdout}");
+    assert!(stdout.contains("running"), "{stdout}");
+    // As JSON too: the run and the task are `running`.
+    let json = poolrun()
+        .args(["report", "--format", "json"])
+        .arg(&job.path)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["run"]["status"], "running");
+    assert_eq!(report["tasks"][0]["status"], "running");
+    assert_eq!(report["summary"]["running"], 1);
     assert!(!job.file("runs/job/latest/report.json").exists());
     std::fs::write(job.file("release"), "").unwrap();
     assert_eq!(crate::support::finish_background(first).code, 0);

@@ -14,12 +14,12 @@ fn report_lists_the_failures_with_their_stderr() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("3 tasks: 2 succeeded, 1 failed"), "{text}");
-    assert!(
-        text.contains("task 1 (items 1..=1): failed, exit code 3"),
-        "{text}"
-    );
-    assert!(text.contains("| boom"), "{text}");
-    assert!(!text.contains("task 0"), "{text}");
+    // One line for the failed task, its reason, command and last stderr line under it; the
+    // tasks that succeeded are only counted.
+    assert!(text.contains("     1  failed           1 "), "{text}");
+    assert!(text.contains("why: exited with code 3"), "{text}");
+    assert!(text.contains("stderr: boom"), "{text}");
+    assert!(!text.contains("     0  "), "{text}");
 
     let json = poolrun()
         .args(["report", "--json"])

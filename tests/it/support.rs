@@ -29,17 +29,41 @@ pub struct Job {
 pub struct Run {
     pub code: i32,
     pub stdout: String,
+    /// stderr without the timestamp poolrun puts before each line when stderr is not a
+    /// terminal (as here).
     pub stderr: String,
+    /// stderr as printed.
+    pub raw_stderr: String,
 }
 
 impl From<Output> for Run {
     fn from(o: Output) -> Self {
+        let raw_stderr = String::from_utf8_lossy(&o.stderr).into_owned();
         Self {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            stderr: strip_timestamps(&raw_stderr),
+            raw_stderr,
         }
     }
+}
+
+/// Whether `line` starts with poolrun's timestamp, `2026-11-27T08:18:02.123Z `.
+pub fn is_stamped(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 25
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && b[23] == b'Z'
+        && b[24] == b' '
+}
+
+/// `text` with the timestamp taken off each line that has one.
+pub fn strip_timestamps(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| if is_stamped(line) { &line[25..] } else { line })
+        .collect()
 }
 
 impl Job {
@@ -192,10 +216,12 @@ pub fn finish(mut child: Child) -> Run {
             stderr.join().unwrap_or_default()
         );
     };
+    let raw_stderr = stderr.join().expect("stderr");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: stdout.join().expect("stdout"),
-        stderr: stderr.join().expect("stderr"),
+        stderr: strip_timestamps(&raw_stderr),
+        raw_stderr,
     }
 }
 
