@@ -85,33 +85,7 @@ pub(super) fn report(args: &ReportArgs) -> Result<u8, Error> {
         }
     }
     if args.output {
-        let mut all_ok = true;
-        let mut first = true;
-        let mut copied = Ok(());
-        view.each(&mut |row| {
-            if !filter.keeps(&row) {
-                return Ok(());
-            }
-            all_ok &= row.status == TaskStatus::Succeeded;
-            if let Some(separator) = &args.separator {
-                let line = separator.replace("{id}", &row.id.to_string());
-                let lead = if first { "" } else { "\n" };
-                first = false;
-                out.write_all(format!("{lead}{line}\n").as_bytes())?;
-            }
-            if let Some(file) = &row.stdout {
-                let tag = args.tag.then_some(row.id);
-                if let Err(e) = copy_out(&dir.path.join(file), &mut out, tag) {
-                    copied = Err(e);
-                    return Err(io::Error::other("stopped"));
-                }
-            }
-            Ok(())
-        })?
-        .or_else(ignore_closed)
-        .map_err(ReportError::io("write outputs to", "stdout"))?;
-        copied?;
-        return Ok(code_of(all_ok));
+        return print_outputs(&view, filter, args, &mut out);
     }
     let summary = match export::export(&view, format, filter, &mut out)? {
         Some(summary) => summary,
@@ -124,6 +98,74 @@ pub(super) fn report(args: &ReportArgs) -> Result<u8, Error> {
         summary.unsuccessful() == 0
     };
     Ok(code_of(ok))
+}
+
+/// `--output`: the stdout of each task `filter` keeps, in task order, with `--tag` and
+/// `--separator`.
+fn print_outputs(
+    view: &View<'_>,
+    filter: Filter,
+    args: &ReportArgs,
+    out: &mut impl Write,
+) -> Result<u8, Error> {
+    let mut all_ok = true;
+    let mut out = LineEnd::new(out);
+    let mut failed = Ok(());
+    view.each(&mut |row| {
+        if !filter.keeps(&row) {
+            return Ok(());
+        }
+        all_ok &= row.status == TaskStatus::Succeeded;
+        if let Some(separator) = &args.separator {
+            // The separator starts a line of its own, whatever the output before it ended with.
+            if !out.at_line_start {
+                out.write_all(b"\n")?;
+            }
+            let line = separator.replace("{id}", &row.id.to_string());
+            out.write_all(format!("{line}\n").as_bytes())?;
+        }
+        if let Some(file) = &row.stdout {
+            let tag = args.tag.then_some(row.id);
+            if let Err(e) = copy_out(&view.dir.path.join(file), &mut out, tag) {
+                failed = Err(e);
+                return Err(io::Error::other("stopped"));
+            }
+        }
+        Ok(())
+    })?
+    .or_else(ignore_closed)
+    .map_err(ReportError::io("write outputs to", "stdout"))?;
+    failed?;
+    Ok(code_of(all_ok))
+}
+
+/// A writer that knows whether what it wrote last ended a line.
+struct LineEnd<W> {
+    inner: W,
+    at_line_start: bool,
+}
+
+impl<W: Write> LineEnd<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            at_line_start: true,
+        }
+    }
+}
+
+impl<W: Write> Write for LineEnd<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if n > 0 {
+            self.at_line_start = buf[n - 1] == b'\n';
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn code_of(ok: bool) -> u8 {

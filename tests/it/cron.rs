@@ -197,3 +197,182 @@ fn the_report_of_a_running_run_is_read_from_its_journal_and_not_rebuilt() {
     std::fs::write(job.file("release"), "").unwrap();
     assert_eq!(crate::support::finish_background(first).code, 0);
 }
+
+/// A job that holds its lock until `release` exists, with `extra` in `[pool]`.
+fn holding_job(extra: &str) -> Job {
+    Job::new(&format!(
+        "command = \"touch started; while [ ! -e release ]; do sleep 0.02; done\"\n{}{extra}",
+        range(1, 1)
+    ))
+}
+
+/// `poolrun run job.toml <args>` in the background with its stderr in `log`.
+fn waiter(job: &Job, log: &str, args: &[&str]) -> crate::support::Background {
+    crate::support::background(
+        poolrun()
+            .current_dir(job.dir.path())
+            .arg("run")
+            .arg(&job.path)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(job.file(log)).unwrap()),
+    )
+}
+
+fn log_says(job: &Job, log: &str, what: &str) {
+    wait_for(Duration::from_secs(10), what, || {
+        std::fs::read_to_string(job.file(log))
+            .ok()?
+            .contains(what)
+            .then_some(())
+    });
+}
+
+#[test]
+fn overlap_wait_queues_one_run_and_a_second_waiter_exits_75_at_once() {
+    let job = holding_job("overlap = \"wait\"\n");
+    let first = hold_lock(&job);
+    let holder = std::fs::canonicalize(job.file("runs/job/latest")).unwrap();
+    let queued = waiter(&job, "queued.log", &[]);
+    log_says(&job, "queued.log", "waiting for run");
+    // A third run does not queue behind the waiting one: it exits 75 at once, naming the holder.
+    let started = std::time::Instant::now();
+    let third = job.run(&[]);
+    assert_eq!(third.code, 75, "{}", third.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(third.stderr.contains("already waiting"), "{}", third.stderr);
+    // With -q, that skip prints nothing at all.
+    let quiet = job.run(&["-q"]);
+    assert_eq!((quiet.code, quiet.raw_stderr.as_str()), (75, ""));
+    // The queued run's id and start are when it started running, not when it queued.
+    std::thread::sleep(Duration::from_millis(1100));
+    let released = std::time::SystemTime::now();
+    std::fs::write(job.file("release"), "").unwrap();
+    assert_eq!(crate::support::finish_background(first).code, 0);
+    let queued = crate::support::finish_background(queued);
+    assert_eq!(queued.code, 0, "{}", queued.stderr);
+    let second = std::fs::canonicalize(job.file("runs/job/latest")).unwrap();
+    assert_ne!(second, holder);
+    let report = crate::support::read_report(&second);
+    let started_at =
+        humantime::parse_rfc3339(report["run"]["started_at"].as_str().unwrap()).unwrap();
+    assert!(
+        started_at + Duration::from_millis(50) >= released,
+        "the run started at {started_at:?}, before the lock was released at {released:?}"
+    );
+    let id = report["run"]["id"].as_str().unwrap();
+    let stamp = humantime::format_rfc3339_seconds(started_at)
+        .to_string()
+        .replace(['-', ':'], "");
+    assert!(id.starts_with(&stamp[..13]), "{id} vs {stamp}");
+}
+
+#[test]
+fn a_waiting_run_whose_deadline_passes_gives_up_and_runs_nothing() {
+    let job = holding_job("overlap = \"wait\"\ndeadline = \"1s\"\n");
+    // The holder itself has all the time it needs.
+    let first = job.start(&["--set", "pool.deadline=\"1h\""]);
+    wait_for(
+        Duration::from_secs(10),
+        "the holder's task to start",
+        || job.file("started").exists().then_some(()),
+    );
+    let waited = job.run(&[]);
+    assert_eq!(waited.code, 75, "{}", waited.stderr);
+    assert!(
+        waited
+            .stderr
+            .contains("the run's deadline (1s) passed; nothing ran"),
+        "{}",
+        waited.stderr
+    );
+    std::fs::write(job.file("release"), "").unwrap();
+    assert_eq!(crate::support::finish_background(first).code, 0);
+    let runs = std::fs::read_dir(job.file("runs/job"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .count();
+    assert_eq!(runs, 1, "the waiter made no run directory");
+}
+
+#[test]
+fn the_wait_for_the_lock_counts_against_the_deadline() {
+    // Waits ~1.5 s of a 3 s deadline; its task then needs 3 s: the deadline stops it.
+    let job = Job::new(&format!(
+        "command = \"touch started; while [ ! -e release ]; do sleep 0.02; done; [ -e second ] && sleep 3; touch second\"\n{}overlap = \"wait\"\ndeadline = \"3s\"\n",
+        range(1, 1)
+    ));
+    let first = hold_lock(&job);
+    let queued = waiter(&job, "queued.log", &[]);
+    log_says(&job, "queued.log", "waiting for run");
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(job.file("release"), "").unwrap();
+    assert_eq!(crate::support::finish_background(first).code, 0);
+    let queued = crate::support::finish_background(queued);
+    assert_eq!(queued.code, 1, "{}", queued.stderr);
+    let report = crate::support::read_report(&job.latest("job"));
+    assert_eq!(report["run"]["status"], "halted");
+    assert_eq!(report["run"]["stop_reason"], "deadline");
+    let took = report["summary"]["wall_seconds"].as_f64().unwrap();
+    assert!(
+        took < 2.9,
+        "the deadline counted the wait: the run itself took {took}s"
+    );
+}
+
+#[test]
+fn why_a_run_stopped_is_recorded() {
+    let halted = Job::new(&format!(
+        "command = \"exit 1\"\n{}halt = \"first-failure\"\n",
+        range(5, 1)
+    ));
+    assert_eq!(halted.run(&[]).code, 1);
+    assert_eq!(halted.report()["run"]["stop_reason"], "halt-policy");
+    let completed = Job::new(&format!("command = \"true\"\n{}", range(2, 1)));
+    assert_eq!(completed.run(&[]).code, 0);
+    assert_eq!(
+        completed.report()["run"]["stop_reason"],
+        serde_json::Value::Null
+    );
+    let interrupted = Job::new(&format!(
+        "command = \"touch started; sleep 30\"\n{}",
+        range(2, 1)
+    ));
+    let child = interrupted.start(&[]);
+    wait_for(Duration::from_secs(10), "the task to start", || {
+        interrupted.file("started").exists().then_some(())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(crate::support::finish_background(child).code, 143);
+    assert_eq!(interrupted.report()["run"]["stop_reason"], "SIGTERM");
+}
+
+#[test]
+fn keep_prunes_the_oldest_runs_of_the_job() {
+    let job = Job::new(&format!(
+        "command = \"true\"\n{}\n[report]\nkeep = 2\n",
+        range(1, 1)
+    ));
+    // Something else in the run root that is not a run of this job stays.
+    std::fs::create_dir_all(job.file("runs/job/notes")).unwrap();
+    let mut made = Vec::new();
+    for _ in 0..4 {
+        assert_eq!(job.run(&[]).code, 0);
+        made.push(job.latest("job"));
+    }
+    let left: Vec<_> = made.iter().filter(|d| d.exists()).collect();
+    assert_eq!(left, [&made[2], &made[3]]);
+    assert!(job.file("runs/job/notes").exists());
+    let bad = Job::new(&format!(
+        "command = \"true\"\n{}\n[report]\nkeep = 0\n",
+        range(1, 1)
+    ));
+    let run = bad.run(&[]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("`report.keep`"), "{}", run.stderr);
+}

@@ -1,5 +1,6 @@
 //! Integration tests: the real binary, real processes, real files, real signals.
 
+mod browser;
 mod cron;
 mod errors;
 mod experiments;
@@ -7,6 +8,7 @@ mod hostile;
 mod jobs;
 mod kill;
 mod leaks;
+mod operator;
 mod plan;
 mod report_cmd;
 mod retry;

@@ -132,9 +132,11 @@ fn attempts(head: &Head, t0_ms: f64, out: &mut dyn Write) -> io::Result<()> {
             }
             Record::Finished(f) => {
                 open.remove(&f.key);
-                let start = ms(&f.started_at);
                 #[allow(clippy::cast_precision_loss, reason = "milliseconds")]
                 let duration = f.duration_ms as f64;
+                // From the end and the duration, one clock: a bar never overlaps the next
+                // attempt of its process slot.
+                let start = (ms(&f.at) - duration).max(0.0);
                 last_ms = last_ms.max(start + duration);
                 emit(
                     out,
