@@ -343,7 +343,7 @@ impl TaskRecord {
 }
 
 impl TaskRecord {
-    /// The task's items and parameters in at most `width` characters: `items 0..=9`,
+    /// The task's items and parameters in at most `width` characters: `item 7`, `items 0..=9`,
     /// `a.csv`, `a.csv..z.csv (26)`, `lr=0.1 model=small`.
     pub fn label(&self, width: usize) -> String {
         use std::fmt::Write as _;
@@ -353,6 +353,7 @@ impl TaskRecord {
                 [first, .., last] => format!("{first}..{last} ({})", items.len()),
                 [] => String::new(),
             },
+            (None, Some(start), Some(last)) if start == last => format!("item {start}"),
             (None, Some(start), Some(last)) => format!("items {start}..={last}"),
             _ => String::new(),
         };

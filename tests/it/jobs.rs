@@ -102,6 +102,26 @@ fn the_timeout_example_times_out_one_task() {
     );
 }
 
+#[test]
+fn the_flaky_example_fails_twice_retries_once_and_times_out_once() {
+    let (code, report, _tmp) = run_example("flaky");
+    assert_eq!(code, 1);
+    let summary = &report["summary"];
+    assert_eq!(
+        (
+            &summary["succeeded"],
+            &summary["failed"],
+            &summary["timed_out"]
+        ),
+        (&Value::from(37), &Value::from(2), &Value::from(1))
+    );
+    let tasks = crate::support::tasks(&report);
+    assert_eq!(tasks[11]["status"], "succeeded");
+    assert_eq!(tasks[11]["attempts"], 2);
+    assert_eq!(tasks[7]["exit_code"], 2);
+    assert_eq!(tasks[20]["status"], "timed_out");
+}
+
 /// Each task's stdout of an example's run, in task order.
 fn example_output(report: &Value) -> String {
     let dir = PathBuf::from(report["run"]["dir"].as_str().unwrap());

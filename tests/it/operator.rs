@@ -231,7 +231,7 @@ for suite in xml:
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "flaky 12 3 0 0", "{text}");
     assert_eq!(
-        lines[1], "task 3: items 3..=3 | exited with code 3 | last 3",
+        lines[1], "task 3: item 3 | exited with code 3 | last 3",
         "{text}"
     );
     assert_eq!(lines.len(), 4, "{text}");
