@@ -106,4 +106,6 @@ python3 bench/report.py "$work" "$N" "$MEMORY_TASKS" "$PLAN_ITEMS" "$run_kib" "$
 bench/containment.sh >/dev/null
 # What the item sources cost: [lines] planning memory, [values] against [range] dispatch.
 bench/sources.sh >/dev/null
+# What exporting a report of 1,000,000 tasks costs, format by format.
+bench/exports.sh >/dev/null
 cat BENCHMARKS.md

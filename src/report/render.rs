@@ -84,7 +84,7 @@ pub fn shown_path(path: &Path) -> String {
         .and_then(|cwd| path.strip_prefix(cwd).ok())
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(path);
-    crate::report::export::shell_quote(&shown.to_string_lossy())
+    shell_quote(&shown.to_string_lossy())
 }
 
 /// The line printed on stderr when a run ends.
@@ -103,4 +103,55 @@ pub fn next_steps(run_dir: &Path, job_file: Option<&Path>) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// `word` as the shell reads it back: unquoted when it is a plain word.
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.,/:+@%=".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{clean, human_duration, shell_quote};
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        let cases = [
+            (Duration::from_millis(0), "0ms"),
+            (Duration::from_millis(509), "509ms"),
+            (Duration::from_millis(3210), "3.2s"),
+            (Duration::from_secs(42), "42s"),
+            (Duration::from_secs(63), "1m 3s"),
+            (Duration::from_secs(2 * 3600 + 5 * 60 + 9), "2h 5m"),
+        ];
+        for (d, text) in cases {
+            assert_eq!(human_duration(d), text);
+        }
+    }
+
+    #[test]
+    fn task_text_cannot_drive_the_terminal() {
+        assert_eq!(clean("plain\ttab"), "plain\ttab");
+        assert_eq!(clean("\x1b[2Jgone\rback"), "\\u{1b}[2Jgone\\u{d}back");
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(
+            shell_quote("runs/job/20261127T084307Z-59b5"),
+            "runs/job/20261127T084307Z-59b5"
+        );
+        assert_eq!(shell_quote("my runs/it's"), r"'my runs/it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
 }

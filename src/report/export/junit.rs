@@ -150,3 +150,16 @@ fn xml(text: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::xml;
+
+    #[test]
+    fn text_is_escaped_and_characters_xml_cannot_hold_are_replaced() {
+        assert_eq!(
+            xml("a<b>&\"c\"'\n\u{1b}[31m\u{0}"),
+            "a&lt;b&gt;&amp;&quot;c&quot;&apos;&#10;\u{FFFD}[31m\u{FFFD}"
+        );
+    }
+}

@@ -135,22 +135,9 @@ pub fn command_line(command: &[String]) -> String {
         [sh, c, script] if sh == "/bin/sh" && c == "-c" => script.clone(),
         words => words
             .iter()
-            .map(|w| shell_quote(w))
+            .map(|w| crate::report::render::shell_quote(w))
             .collect::<Vec<_>>()
             .join(" "),
-    }
-}
-
-/// `word` as the shell reads it back: unquoted when it is a plain word.
-pub fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.,/:+@%=".contains(&b));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 
