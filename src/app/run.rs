@@ -49,7 +49,8 @@ pub(super) fn start(
 ) -> Result<u8, Error> {
     let began = Instant::now();
     super::plan::check_size(job, options.allow_huge)?;
-    let root = RunDir::prepare_root(&RunInfo::new(job))?;
+    let waiting = RunInfo::new(job);
+    let root = RunDir::prepare_root(&waiting)?;
     let mut lock = lock(job, &root, signals, began)?;
     if let Some(signal) = signals.last() {
         return Err(Error::Interrupted {
@@ -57,11 +58,15 @@ pub(super) fn start(
             when: "before the run started",
         });
     }
-    let run = RunInfo::new(job);
+    // The id says when the run started running. (A `[report] dir` with `{run-id}` above the
+    // run's own folder puts every run in a root of its own: that run keeps the root it locked.)
+    let run = Some(RunInfo::new(job))
+        .filter(|fresh| fresh.dir.parent() == Some(root.as_path()))
+        .unwrap_or(waiting);
     lock.claim(&run.id)?;
     let (dir, snapshot) = session::create(&run, job)?;
     let plan = Plan::new(Arc::clone(job), run);
-    let code = execute(
+    execute(
         &plan,
         &dir,
         &RunState::default(),
@@ -70,19 +75,24 @@ pub(super) fn start(
         options,
         signals,
         began,
-    )?;
-    if let Some(keep) = job.keep {
-        match crate::report::prune(&root, &job.name, &dir.path, keep) {
-            Ok(removed) if !removed.is_empty() => tracing::info!(
-                "removed {} old runs of {} ([report] keep = {keep})",
-                removed.len(),
-                job.name
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("cannot prune old runs: {e}"),
-        }
+    )
+}
+
+/// `[report] keep = N`: after a run (fresh or resumed), removes the oldest runs of the job beside
+/// it. Called under the job's lock.
+fn prune(job: &Job, dir: &RunDir) {
+    let (Some(keep), Some(root)) = (job.keep, dir.path.parent()) else {
+        return;
+    };
+    match crate::report::prune(root, &job.name, &dir.path, keep) {
+        Ok(removed) if !removed.is_empty() => tracing::info!(
+            "removed {} old runs of {} ([report] keep = {keep})",
+            removed.len(),
+            job.name
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot prune old runs: {e}"),
     }
-    Ok(code)
 }
 
 /// Takes the job's lock in the run root, per `[pool] overlap`; a signal, or the job's deadline
@@ -216,11 +226,16 @@ pub(super) fn execute(
     if let Some(stream) = stream {
         stream.finish(plan.len());
     }
+    prune(job, dir);
     let summary = &finished.summary;
     let stop = end.stop;
     let succeeded = summary.all_succeeded() && stop.is_none();
     if !options.quiet || !succeeded {
-        crate::console::line(&render::summary_line(&job.name, summary));
+        crate::console::line(&render::summary_line(
+            &job.name,
+            summary,
+            finished.run.stop_reason.as_deref(),
+        ));
     }
     if !succeeded && !options.quiet {
         for line in render::next_steps(&dir.path, Some(&job.origin.path)) {

@@ -236,7 +236,14 @@ fn locate(target: &Path) -> Result<RunDir, Error> {
     let meta = std::fs::metadata(target)
         .map_err(|e| Error::Usage(format!("cannot read {}: {e}", target.display())))?;
     let path = if meta.is_dir() {
-        target.to_owned()
+        // A job's run root (`runs/flaky`) means its latest run.
+        let latest = target.join("latest");
+        let is_run = target.join("report.json").exists() || target.join("journal.jsonl").exists();
+        if !is_run && latest.exists() {
+            latest
+        } else {
+            target.to_owned()
+        }
     } else {
         // A job file: only its run directory is needed, not its items.
         let locating = Overrides {

@@ -156,7 +156,7 @@ impl Observer for Progress {
         }
         self.counts.ended.fetch_add(1, Ordering::Relaxed);
         let id = o.task.id;
-        let error = o.error.as_deref().unwrap_or("");
+        let error = crate::report::render::clean(o.error.as_deref().unwrap_or(""));
         if retry {
             self.counts
                 .retrying

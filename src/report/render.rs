@@ -14,6 +14,7 @@ pub fn summary_counts(s: &Summary) -> String {
         (s.timed_out, "timed out"),
         (s.spawn_failed, "failed to start"),
         (s.cancelled, "cancelled"),
+        (s.running, "running"),
         (s.not_run, "not run"),
     ]
     .into_iter()
@@ -36,7 +37,10 @@ pub fn human_duration(d: Duration) -> String {
     let secs = d.as_secs();
     match secs {
         0 => format!("{ms}ms"),
-        1..10 => format!("{:.1}s", d.as_secs_f64()),
+        1..10 => {
+            let text = format!("{:.1}", d.as_secs_f64());
+            format!("{}s", text.strip_suffix(".0").unwrap_or(&text))
+        }
         10..60 => format!("{secs}s"),
         60..3600 => format!("{}m {}s", secs / 60, secs % 60),
         _ => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
@@ -87,9 +91,14 @@ pub fn shown_path(path: &Path) -> String {
     shell_quote(&shown.to_string_lossy())
 }
 
-/// The line printed on stderr when a run ends.
-pub fn summary_line(job: &str, summary: &Summary) -> String {
-    format!("poolrun: {}: {}", clean(job), summary_counts(summary))
+/// The line printed on stderr when a run ends, with why it stopped early if it did.
+pub fn summary_line(job: &str, summary: &Summary, stop_reason: Option<&str>) -> String {
+    let stopped = stop_reason.map_or_else(String::new, |r| format!(" (stopped: {r})"));
+    format!(
+        "poolrun: {}: {}{stopped}",
+        clean(job),
+        summary_counts(summary)
+    )
 }
 
 /// After a run that did not fully succeed: the commands that show why and resume it.
@@ -97,10 +106,17 @@ pub fn next_steps(run_dir: &Path, job_file: Option<&Path>) -> Vec<String> {
     let dir = shown_path(run_dir);
     let mut lines = vec![format!("poolrun:   see why: poolrun report {dir} --failed")];
     if let Some(job) = job_file {
-        lines.push(format!(
-            "poolrun:   resume:  poolrun run {} --resume {dir}",
-            shown_path(job)
-        ));
+        // A job read from stdin is given again the same way.
+        let piped =
+            job == Path::new("<stdin>") || job.starts_with("/dev/") || job.starts_with("/proc/");
+        lines.push(if piped {
+            format!("poolrun:   resume:  poolrun run - --resume {dir} < JOB.toml")
+        } else {
+            format!(
+                "poolrun:   resume:  poolrun run {} --resume {dir}",
+                shown_path(job)
+            )
+        });
     }
     lines
 }
@@ -130,6 +146,7 @@ mod tests {
             (Duration::from_millis(0), "0ms"),
             (Duration::from_millis(509), "509ms"),
             (Duration::from_millis(3210), "3.2s"),
+            (Duration::from_secs(5), "5s"),
             (Duration::from_secs(42), "42s"),
             (Duration::from_secs(63), "1m 3s"),
             (Duration::from_secs(2 * 3600 + 5 * 60 + 9), "2h 5m"),

@@ -206,7 +206,17 @@ pub fn journal_row(task: &Task, state: &RunState, dir: &RunDir, live: bool) -> T
         row
     } else if let Some(f) = finished {
         let stderr = tail(&file("err")).map(|(_, t)| t).unwrap_or_default();
-        TaskRecord::finished(task, f, stderr)
+        let mut row = TaskRecord::finished(task, f, stderr);
+        if live && f.retry {
+            // Its next attempt waits for the retry delay: not an outcome yet.
+            row.status = TaskStatus::Running;
+            row.error = Some(format!(
+                "attempt {} {}; waiting to retry",
+                f.attempt,
+                f.status.as_str()
+            ));
+        }
+        row
     } else {
         TaskRecord::not_run(task)
     }
@@ -273,8 +283,12 @@ pub fn rebuild(dir: &RunDir, plan: &Plan, state: &RunState) -> Result<Summary, R
             "the journal records no run",
         ))
     })?;
+    // Outputs of a run of poolrun 0.2, named without padding, get their padded names first.
+    relocate_outputs(plan, state, dir)?;
     let mut writer =
         ReportWriter::create(&dir.report_path(), &job_record(plan.job()), BTreeMap::new())?;
+    // A run that finished meanwhile wrote the true report: never replace it.
+    writer.keep_existing();
     for task in plan.tasks() {
         writer.push(journal_row(&task, state, dir, false))?;
     }

@@ -89,6 +89,16 @@ impl RunState {
         self.earlier_seconds + latest
     }
 
+    /// Seconds a run still going has run until now, over every session.
+    pub fn seconds_until_now(&self) -> f64 {
+        let now = crate::report::model::timestamp(std::time::SystemTime::now());
+        let latest = self
+            .last
+            .as_ref()
+            .map_or(0.0, |start| seconds_between(&start.at, &now));
+        self.earlier_seconds + latest
+    }
+
     /// Whether the task with `key` has a successful outcome.
     pub fn succeeded(&self, key: &str) -> bool {
         self.finished

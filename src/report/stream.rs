@@ -85,6 +85,10 @@ impl OutputStream {
     /// Says that every task of the plan's `tasks` is done, and waits until every output is
     /// copied.
     pub fn finish(mut self, tasks: u64) {
+        self.close(tasks);
+    }
+
+    fn close(&mut self, tasks: u64) {
         {
             let mut state = self.shared.lock();
             state.written = state.written.max(tasks);
@@ -93,6 +97,17 @@ impl OutputStream {
         self.shared.wake.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for OutputStream {
+    /// A run that ends another way (an error, a signal while the report is written) still gets
+    /// the outputs of the tasks whose rows were written.
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let written = self.shared.lock().written;
+            self.close(written);
         }
     }
 }

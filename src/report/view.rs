@@ -107,7 +107,7 @@ impl<'a> View<'a> {
                     ))
                 })?;
                 let summary = Summary {
-                    wall_seconds: state.seconds(),
+                    wall_seconds: state.seconds_until_now(),
                     ..Summary::default()
                 };
                 (

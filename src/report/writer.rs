@@ -32,6 +32,8 @@ pub struct ReportWriter {
     /// Rows that finished before some earlier task when `waiting` was full.
     spill: Option<Spill>,
     summary: Summary,
+    /// Whether an existing report at `path` wins over this one.
+    keep_existing: bool,
 }
 
 /// Rows waiting on disk: their JSON appended to one unnamed file, and where each is in a second,
@@ -65,6 +67,7 @@ impl ReportWriter {
             waiting: BTreeMap::new(),
             spill: None,
             summary: Summary::default(),
+            keep_existing: false,
         };
         for record in carried.into_values() {
             writer.accept(record)?;
@@ -124,6 +127,12 @@ impl ReportWriter {
         }
     }
 
+    /// When the report is complete, puts it in place only if no report is there by then (one
+    /// written meanwhile by the run itself is the true one): for a rebuilt report.
+    pub fn keep_existing(&mut self) {
+        self.keep_existing = true;
+    }
+
     /// How many rows are written: those of tasks `0..written()`.
     pub fn written(&self) -> u64 {
         self.next
@@ -171,8 +180,20 @@ impl ReportWriter {
             .map_err(|e| ReportError::io("write the report", &self.temp)(e.into_error()))?;
         file.sync_all()
             .map_err(ReportError::io("sync the report", &self.temp))?;
-        fs::rename(&self.temp, &self.path)
-            .map_err(ReportError::io("move the report into place at", &self.path))?;
+        if self.keep_existing {
+            // A link fails when the name exists: the check and the placing are one step.
+            let linked = fs::hard_link(&self.temp, &self.path);
+            let _ = fs::remove_file(&self.temp);
+            match linked {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                linked => {
+                    linked.map_err(ReportError::io("move the report into place at", &self.path))?;
+                }
+            }
+        } else {
+            fs::rename(&self.temp, &self.path)
+                .map_err(ReportError::io("move the report into place at", &self.path))?;
+        }
         if let Some(dir) = self.path.parent() {
             // Make the rename itself durable.
             File::open(dir)

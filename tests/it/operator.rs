@@ -541,7 +541,7 @@ fn the_bar_ticks_while_no_task_finishes_and_ctrl_c_says_what_it_stops() {
     });
     assert!(
         screen.contains(
-            "SIGINT received: stopping 2 tasks (grace 5.0s); Ctrl-C again to kill them now"
+            "SIGINT received: stopping 2 tasks (grace 5s); Ctrl-C again to kill them now"
         ),
         "{screen}"
     );
@@ -555,4 +555,126 @@ fn the_bar_ticks_while_no_task_finishes_and_ctrl_c_says_what_it_stops() {
         std::fs::read_to_string(job.file("done")).unwrap(),
         "exited 130\n"
     );
+}
+
+#[test]
+fn report_of_a_run_root_means_its_latest_run() {
+    let job = flaky();
+    let by_root = report(&job, &["runs/flaky"]);
+    assert_eq!(by_root.code, 1, "{}", by_root.stderr);
+    assert!(
+        by_root.stdout.contains("12 tasks: 9 succeeded, 3 failed"),
+        "{}",
+        by_root.stdout
+    );
+}
+
+#[test]
+fn a_run_id_above_the_run_folder_still_runs() {
+    let job = Job::new(&format!(
+        "command = \"true\"\n{}\n[report]\ndir = \"out/{{run-id}}/{{name}}\"\n",
+        range(2, 1)
+    ));
+    let run = job.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let runs: Vec<_> = std::fs::read_dir(job.file("out"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0].path().join("job/report.json").exists());
+}
+
+#[test]
+fn a_task_waiting_for_its_retry_is_not_failed_while_the_run_goes() {
+    let job = Job::new(&format!(
+        "command = \"[ $POOLRUN_ATTEMPT = 2 ] || {{{{ touch failed-once; exit 1; }}}}\"\n{}retries = 1\nretry-delay = \"3s\"\n",
+        range(1, 1)
+    ));
+    let child = job.start(&[]);
+    wait_for(Duration::from_secs(10), "the first attempt to fail", || {
+        let dir = std::fs::canonicalize(job.file("runs/job/latest")).ok()?;
+        let journal = std::fs::read_to_string(dir.join("journal.jsonl")).ok()?;
+        journal.contains("\"retry\":true").then_some(())
+    });
+    let live = report(&job, &["job.toml"]);
+    assert_eq!(live.code, 0, "{}{}", live.stdout, live.stderr);
+    assert!(live.stdout.contains(": running\n"), "{}", live.stdout);
+    assert!(live.stdout.contains("1 task: 1 running"), "{}", live.stdout);
+    assert!(live.stdout.contains("waiting to retry"), "{}", live.stdout);
+    assert_eq!(crate::support::finish_background(child).code, 0);
+}
+
+#[test]
+fn a_killed_run_of_the_previous_version_is_rebuilt_with_its_outputs() {
+    let job = flaky();
+    let dir = job.latest("flaky");
+    // As poolrun 0.2 left it: outputs named without padding, the engine killed before the
+    // report.
+    for entry in std::fs::read_dir(dir.join("tasks")).unwrap().flatten() {
+        let name = entry.file_name().into_string().unwrap();
+        let trimmed = name.trim_start_matches('0');
+        let trimmed = if trimmed.starts_with('.') {
+            format!("0{trimmed}")
+        } else {
+            trimmed.to_owned()
+        };
+        std::fs::rename(entry.path(), dir.join("tasks").join(trimmed)).unwrap();
+    }
+    assert!(dir.join("tasks/7.err").exists());
+    std::fs::remove_file(dir.join("report.json")).unwrap();
+    let stderr = report(&job, &["flaky.toml", "--task", "7", "--stderr"]);
+    assert_eq!(
+        stderr.stdout, "a,b \"q\" <x> & y\nlast 7\n",
+        "{}",
+        stderr.stderr
+    );
+    let rebuilt = crate::support::read_report(&dir);
+    assert_eq!(rebuilt["tasks"][7]["stderr"], "tasks/07.err");
+    assert!(
+        rebuilt["tasks"][7]["stderr_tail"]
+            .as_str()
+            .unwrap()
+            .contains("last 7"),
+        "{rebuilt}"
+    );
+}
+
+#[test]
+fn a_stopped_run_says_why_in_its_summary_even_when_quiet() {
+    let job = Job::new(&format!(
+        "command = \"sleep 30\"\n{}deadline = \"500ms\"\n",
+        range(2, 2)
+    ));
+    let run = job.run(&["-q"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("(stopped: deadline)"), "{}", run.stderr);
+}
+
+#[test]
+fn the_resume_hint_of_a_job_from_stdin_can_be_typed() {
+    let job = Job::new(&format!("command = \"exit 1\"\n{}", range(1, 1)));
+    let run = poolrun()
+        .current_dir(job.dir.path())
+        .args(["run", "-"])
+        .stdin(std::fs::File::open(&job.path).unwrap())
+        .output()
+        .unwrap();
+    let stderr = crate::support::strip_timestamps(&String::from_utf8_lossy(&run.stderr));
+    assert!(
+        stderr.contains("resume:  poolrun run - --resume runs/stdin/")
+            || stderr.contains("resume:  poolrun run - --resume runs/"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("< JOB.toml"), "{stderr}");
+}
+
+#[test]
+fn task_text_reaches_the_log_escaped() {
+    let job = Job::new("command = [\"./{item}\"]\n[values]\nitems = [\"a\\u001b[31mRED\"]\n");
+    let run = job.run(&[]);
+    assert_eq!(run.code, 1);
+    assert!(!run.raw_stderr.contains('\u{1b}'), "{:?}", run.raw_stderr);
+    assert!(run.stderr.contains("\\u{1b}[31mRED"), "{}", run.stderr);
 }

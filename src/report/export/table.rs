@@ -24,6 +24,8 @@ pub struct Table {
     listed: u64,
     /// The first task listed that ran and did not succeed.
     first_failure: Option<u64>,
+    /// Tasks that succeeded only on a later attempt (the first few ids, and how many).
+    flaky: (Vec<u64>, u64),
     width: usize,
 }
 
@@ -95,6 +97,12 @@ impl Exporter for Table {
 
     fn row(&mut self, row: &TaskRecord, out: &mut dyn Write) -> io::Result<()> {
         if row.status == TaskStatus::Succeeded {
+            if row.attempts > 1 {
+                self.flaky.1 += 1;
+                if self.flaky.0.len() < 10 {
+                    self.flaky.0.push(row.id);
+                }
+            }
             return self.flush_not_run(out);
         }
         if row.status == TaskStatus::NotRun {
@@ -155,6 +163,19 @@ impl Exporter for Table {
         self.flush_not_run(out)?;
         if self.listed == 0 && head.summary.tasks > 0 && head.summary.all_succeeded() {
             writeln!(out, "  every task succeeded")?;
+        }
+        let (ids, count) = &self.flaky;
+        if *count > 0 {
+            let mut ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+            if *count > ids.len() as u64 {
+                ids.push("…".to_owned());
+            }
+            let tasks = if *count == 1 { "task" } else { "tasks" };
+            writeln!(
+                out,
+                "  {count} {tasks} succeeded only after a retry (flaky): {}",
+                ids.join(", ")
+            )?;
         }
         if let Some(id) = self.first_failure {
             let dir = crate::report::render::shown_path(&head.dir.path);
@@ -237,6 +258,23 @@ pub fn task_detail(row: &TaskRecord, dir: &RunDir) -> String {
     };
     field("stdout", &file(&row.stdout, row.stdout_bytes));
     field("stderr", &file(&row.stderr, row.stderr_bytes));
+    // Earlier attempts' outputs, kept beside the last one's: `0011.1.err`.
+    let earlier: Vec<String> = row
+        .stdout
+        .iter()
+        .chain(&row.stderr)
+        .next()
+        .map(|path| {
+            let (stem, _) = path.rsplit_once('.').unwrap_or((path, ""));
+            (1..row.attempts)
+                .flat_map(|n| ["out", "err"].map(|ext| format!("{stem}.{n}.{ext}")))
+                .filter(|p| dir.path.join(p).exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !earlier.is_empty() {
+        field("earlier", &earlier.join(" "));
+    }
     if !row.stderr_tail.is_empty() {
         let _ = writeln!(out, "  stderr, last lines:");
         let lines: Vec<&str> = row.stderr_tail.lines().collect();
