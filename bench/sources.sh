@@ -104,13 +104,4 @@ print("\n".join(out))
 PY
 )
 echo "$section"
-python3 - "$root/BENCHMARKS.md" "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read()
-if "<!-- sources:begin -->" in text:
-    text = re.sub(r"<!-- sources:begin -->.*<!-- sources:end -->", lambda _: section, text, flags=re.S)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text)
-PY
+python3 bench/section.py "$root/BENCHMARKS.md" sources "$section"
