@@ -10,6 +10,7 @@ use crate::exec::TaskStatus;
 use crate::job::{self, Job, Overrides};
 use crate::plan::{Plan, RunInfo};
 use crate::report::export::{self, Format, task_detail};
+use crate::report::journal::RunStarted;
 use crate::report::session;
 use crate::report::stream::tag_lines;
 use crate::report::view::{Filter, View};
@@ -43,7 +44,7 @@ pub(super) fn report(args: &ReportArgs) -> Result<u8, Error> {
         (None, None)
     } else {
         let state = RunState::read(&dir)?;
-        let job = run_job(&dir, &state)?;
+        let job = run_job(&dir, state.last.as_ref(), &Overrides::default())?;
         let first = state.first.as_ref().expect("run_job checked");
         let plan = Plan::new(
             Arc::new(job),
@@ -280,16 +281,22 @@ fn is_running(dir: &RunDir, state: &RunState, job: &Job) -> bool {
         .is_some_and(|h| Some(h.run_id.as_str()) == run_id)
 }
 
-/// The job a run directory's journal says ran, loaded from the run's copy.
-pub(super) fn run_job(dir: &RunDir, state: &RunState) -> Result<Job, Error> {
-    let (Some(_), Some(last)) = (&state.first, &state.last) else {
+/// The job a run directory's journal says ran, loaded from the run's copy: as the session
+/// `started` (the first or the latest `run_started`) had it, with `extra` settings that do not
+/// change what runs.
+pub(super) fn run_job(
+    dir: &RunDir,
+    started: Option<&RunStarted>,
+    extra: &Overrides,
+) -> Result<Job, Error> {
+    let Some(started) = started else {
         return Err(Error::Usage(format!(
             "{}: the journal records no run",
             dir.path.display()
         )));
     };
-    let original = Path::new(&last.job_file);
-    let base_dir = last
+    let original = Path::new(&started.job_file);
+    let base_dir = started
         .base_dir
         .as_deref()
         .map_or_else(|| original.parent().unwrap_or(Path::new("/")), Path::new);
@@ -297,15 +304,15 @@ pub(super) fn run_job(dir: &RunDir, state: &RunState) -> Result<Job, Error> {
         dir,
         original,
         base_dir,
-        last.provenance.as_deref(),
-        &Overrides::default(),
+        started.provenance.as_deref(),
+        extra,
     )
 }
 
 /// The job a run ran: its copy of the job file, as if still at `original` with relative paths
 /// from `base_dir`, with the run's `--set` values and its input snapshot (`extra` adds
 /// command-line settings that do not change what runs).
-pub(super) fn load_run_job(
+fn load_run_job(
     dir: &RunDir,
     original: &Path,
     base_dir: &Path,
