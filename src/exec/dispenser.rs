@@ -11,14 +11,14 @@ use crate::exec::Dispatch;
 use crate::plan::Task;
 
 /// One attempt to make: the task, its attempt number, and attempts made in this run before it.
-pub(crate) struct Work {
+pub struct Work {
     pub task: Task,
     pub attempt: u32,
     pub tries: u32,
 }
 
 /// The shared queue of work.
-pub(crate) struct Dispenser<I: Iterator<Item = Dispatch>> {
+pub struct Dispenser<I: Iterator<Item = Dispatch>> {
     state: Mutex<State<I>>,
     changed: Condvar,
 }

@@ -8,6 +8,7 @@ mod cgroup;
 mod containment;
 mod context;
 mod dispenser;
+mod engine;
 mod exit_watch;
 mod outcome;
 mod output;
@@ -23,9 +24,11 @@ use thiserror::Error;
 
 pub use containment::{Containment, Identity};
 pub use context::Started;
+pub use dispenser::{Dispenser, Work};
+pub use engine::{Backend, Dispatch, PoolEnd, StopReason};
 pub use outcome::{TaskOutcome, TaskStatus};
 pub use output::{STDERR_TAIL_BYTES, tail};
-pub use pool::{Dispatch, LocalPool, PoolEnd, StopReason};
+pub use pool::LocalPool;
 pub use signals::SignalWatch;
 
 /// Where the engine reports what happens. Calls come from one thread, in batches: each batch

@@ -276,9 +276,26 @@ fn joblog_matches_gnu_parallel_byte_for_byte_in_its_header() {
         assert_eq!(row[3].len(), their_row[3].len(), "{row:?}");
     }
     assert_eq!(rows[3][0], "4");
+    assert_eq!(rows[3][5], "6", "Receive: the bytes of stdout");
     assert_eq!(rows[3][6], "3");
     assert_eq!(rows[3][7], "0");
     assert!(rows[3][8].starts_with("echo out 3;"), "{:?}", rows[3]);
+    // GNU parallel reads it: --retry-failed reruns exactly the failed tasks from their Command.
+    let log = job.file("ours.joblog");
+    std::fs::write(&log, &ours.stdout).unwrap();
+    let retried = Command::new("parallel")
+        .arg("--retry-failed")
+        .arg("--joblog")
+        .arg(&log)
+        .current_dir(job.dir.path())
+        .output()
+        .unwrap();
+    let mut outputs: Vec<String> = String::from_utf8_lossy(&retried.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    outputs.sort();
+    assert_eq!(outputs, ["out 11", "out 3", "out 7"]);
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! `--format joblog`: GNU parallel's `--joblog`, so the tools that read joblogs work unchanged.
 //! A tab-separated header, then one line per task that ran: `Seq` counts from 1 (task id + 1),
 //! `Host` is `:` (this machine), `Starttime` is Unix seconds, `JobRuntime` seconds right-aligned
-//! in ten columns, `Send` and `Receive` are 0 (nothing was transferred), `Exitval` is -1 when
-//! the task did not exit (a signal, a failed start), `Signal` the signal's number or 0.
+//! in ten columns, `Send` is 0 and `Receive` the bytes of stdout (as parallel counts a local
+//! job's), `Exitval` is -1 when the task did not exit (a signal, a failed start), `Signal` the
+//! signal's number or 0, `Command` a shell command line that runs the task again: `parallel
+//! --retry-failed --joblog FILE` reruns a run's failed tasks from it.
 
 use std::io::{self, Write};
 
@@ -50,8 +52,9 @@ impl Exporter for Joblog {
             .collect();
         writeln!(
             out,
-            "{}\t:\t{start:.3}\t{runtime:>10.3}\t0\t0\t{exit}\t{}\t{command}",
+            "{}\t:\t{start:.3}\t{runtime:>10.3}\t0\t{}\t{exit}\t{}\t{command}",
             row.id + 1,
+            row.stdout_bytes,
             row.signal.unwrap_or(0)
         )
     }
