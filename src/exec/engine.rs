@@ -6,17 +6,41 @@
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use signal_hook::consts::{SIGCONT, SIGTSTP};
 
 use crate::exec::Sink;
-use crate::exec::context::Event;
 use crate::exec::dispenser::{Dispenser, Work};
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
 use crate::exec::schedule::{PendingRetry, RetryQueue};
 use crate::job::policy::{HaltMode, RetryOn};
-use crate::plan::{Plan, Task};
+use crate::plan::{Plan, Task, TaskId};
+
+/// An attempt that started.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The task.
+    pub id: TaskId,
+    /// Its resume key.
+    pub key: String,
+    /// From 1.
+    pub attempt: u32,
+    /// The direct child's pid, which is also its process group id.
+    pub pid: u32,
+    /// When it started.
+    pub at: SystemTime,
+}
+
+/// What the engine hears: a backend's starts and outcomes, and the signals poolrun got.
+pub enum Event {
+    /// An attempt started.
+    Started(Started),
+    /// An attempt ended.
+    Finished(Box<TaskOutcome>),
+    /// A signal to poolrun.
+    Signal(i32),
+}
 
 /// A task to run and how many attempts it already had (in earlier, resumed runs).
 pub struct Dispatch {
@@ -398,4 +422,229 @@ fn jitter_unit(o: &TaskOutcome) -> f64 {
     )]
     let unit = (bits >> 11) as f64 / (1u64 << 53) as f64;
     unit
+}
+
+#[cfg(test)]
+mod tests {
+    //! The engine against a fake backend (attempts end as a script says, on a thread of their
+    //! own, one at a time) and a fake sink (it notes every call).
+
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::mpsc::{self, Sender};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant, SystemTime};
+
+    use super::{Backend, Dispatch, Event, PoolEnd, StopReason, run};
+    use crate::exec::dispenser::Dispenser;
+    use crate::exec::{Sink, TaskOutcome, TaskStatus};
+    use crate::job::{Overrides, parse};
+    use crate::plan::{Plan, RunInfo};
+
+    /// How attempt `attempt` of task `id` ends; `None`: it runs until stopped.
+    type Script = fn(u64, u32) -> Option<TaskStatus>;
+
+    struct FakeBackend {
+        events: Sender<Event>,
+        script: Script,
+        running: AtomicUsize,
+        terminated: AtomicBool,
+        starts: Mutex<Vec<(u64, u32)>>,
+    }
+
+    impl Backend for FakeBackend {
+        fn serve<I: Iterator<Item = Dispatch> + Send>(
+            &self,
+            queue: &Dispenser<I>,
+            engine: &mut dyn FnMut(),
+        ) {
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    while let Some(work) = queue.take() {
+                        let id = work.task.id.0;
+                        self.starts.lock().unwrap().push((id, work.attempt));
+                        self.running.fetch_add(1, Ordering::SeqCst);
+                        let status = loop {
+                            if let Some(status) = (self.script)(id, work.attempt) {
+                                break status;
+                            }
+                            if self.terminated.load(Ordering::SeqCst) {
+                                break TaskStatus::Cancelled;
+                            }
+                            std::thread::sleep(Duration::from_millis(5));
+                        };
+                        self.running.fetch_sub(1, Ordering::SeqCst);
+                        let outcome = TaskOutcome {
+                            task: work.task,
+                            status,
+                            exit_code: (status == TaskStatus::Failed).then_some(1),
+                            signal: None,
+                            attempt: work.attempt,
+                            tries: work.tries + 1,
+                            started_at: SystemTime::now(),
+                            finished_at: SystemTime::now(),
+                            duration: Duration::ZERO,
+                            terminated_at: None,
+                            has_output: false,
+                            stdout_bytes: 0,
+                            stdout_sha256: None,
+                            stderr_bytes: 0,
+                            stderr_tail: String::new(),
+                            leaked: 0,
+                            error: None,
+                        };
+                        let failed = status != TaskStatus::Succeeded;
+                        if failed {
+                            queue.expect_ack(id);
+                        }
+                        let _ = self.events.send(Event::Finished(Box::new(outcome)));
+                        if failed {
+                            queue.await_ack(id);
+                        }
+                    }
+                });
+                engine();
+            });
+        }
+
+        fn terminate(&self) {
+            self.terminated.store(true, Ordering::SeqCst);
+        }
+
+        fn kill(&self) {
+            self.terminated.store(true, Ordering::SeqCst);
+        }
+
+        fn pause(&self) {}
+
+        fn resume(&self) {}
+
+        fn running(&self) -> usize {
+            self.running.load(Ordering::SeqCst)
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeSink {
+        attempts: Vec<(u64, u32, TaskStatus, bool)>,
+        done: Vec<(u64, TaskStatus)>,
+        commits: usize,
+        stops: Vec<(StopReason, usize)>,
+    }
+
+    impl Sink for FakeSink {
+        type Error = ();
+
+        fn started(&mut self, _: &crate::exec::Started) -> Result<(), ()> {
+            Ok(())
+        }
+
+        fn attempt_finished(&mut self, o: &TaskOutcome, will_retry: bool) -> Result<(), ()> {
+            self.attempts
+                .push((o.task.id.0, o.attempt, o.status, will_retry));
+            Ok(())
+        }
+
+        fn task_done(&mut self, o: TaskOutcome) -> Result<(), ()> {
+            self.done.push((o.task.id.0, o.status));
+            Ok(())
+        }
+
+        fn commit(&mut self) -> Result<(), ()> {
+            self.commits += 1;
+            Ok(())
+        }
+
+        fn stopping(&mut self, reason: StopReason, running: usize, _: Option<Duration>) {
+            self.stops.push((reason, running));
+        }
+    }
+
+    /// Runs a job of `n` tasks with `pool` settings through the fake backend.
+    fn drive(n: u64, pool: &str, script: Script) -> (PoolEnd<()>, FakeSink, Arc<FakeBackend>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = format!(
+            "command = \"true\"\n[range]\nstart = 0\nend = {n}\n[pool]\nprocesses = 1\n{pool}"
+        );
+        let job = parse(&tmp.path().join("job.toml"), &text, &Overrides::default()).unwrap();
+        let plan = Plan::new(
+            Arc::new(job),
+            RunInfo {
+                id: "r".into(),
+                dir: tmp.path().into(),
+            },
+        );
+        let (tx, rx) = mpsc::channel();
+        let backend = Arc::new(FakeBackend {
+            events: tx,
+            script,
+            running: AtomicUsize::new(0),
+            terminated: AtomicBool::new(false),
+            starts: Mutex::new(Vec::new()),
+        });
+        let mut sink = FakeSink::default();
+        let tasks = plan.tasks().map(|task| Dispatch {
+            task,
+            prior_attempts: 0,
+        });
+        let end = run(
+            &plan,
+            tasks,
+            &mut sink,
+            &*backend,
+            &rx,
+            Vec::new(),
+            Instant::now(),
+        );
+        (end, sink, backend)
+    }
+
+    #[test]
+    fn a_failed_attempt_is_retried_and_only_the_last_is_the_outcome() {
+        let (end, sink, _) = drive(3, "retries = 1\n", |id, attempt| {
+            Some(if id == 1 && attempt == 1 {
+                TaskStatus::Failed
+            } else {
+                TaskStatus::Succeeded
+            })
+        });
+        assert!(end.stop.is_none());
+        assert!(sink.attempts.contains(&(1, 1, TaskStatus::Failed, true)));
+        assert!(
+            sink.attempts
+                .contains(&(1, 2, TaskStatus::Succeeded, false))
+        );
+        let mut done = sink.done.clone();
+        done.sort_by_key(|d| d.0);
+        assert_eq!(
+            done,
+            [0, 1, 2].map(|id| (id, TaskStatus::Succeeded)).to_vec()
+        );
+        assert!(sink.commits >= 1);
+    }
+
+    #[test]
+    fn the_halt_policy_stops_new_tasks_after_the_failure_it_counts() {
+        let (end, sink, backend) = drive(10, "halt = \"first-failure\"\n", |id, _| {
+            Some(if id == 2 {
+                TaskStatus::Failed
+            } else {
+                TaskStatus::Succeeded
+            })
+        });
+        assert_eq!(end.stop, Some(StopReason::Halted));
+        // One slot: nothing starts after the failed task 2 until the engine has seen it.
+        let starts = backend.starts.lock().unwrap().clone();
+        assert_eq!(starts, [(0, 1), (1, 1), (2, 1)]);
+        assert_eq!(sink.done.len(), 3);
+        assert_eq!(sink.stops, [(StopReason::Halted, 0)]);
+    }
+
+    #[test]
+    fn the_deadline_asks_the_backend_to_stop_what_runs() {
+        let (end, sink, backend) = drive(3, "deadline = \"200ms\"\n", |_, _| None);
+        assert_eq!(end.stop, Some(StopReason::Deadline));
+        assert!(backend.terminated.load(Ordering::SeqCst));
+        assert_eq!(sink.stops, [(StopReason::Deadline, 1)]);
+        assert_eq!(sink.done, [(0, TaskStatus::Cancelled)]);
+    }
 }

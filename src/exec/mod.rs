@@ -1,34 +1,23 @@
 //! The exec stage: runs a `Plan`'s tasks as child processes and produces `TaskOutcome`s.
 //!
-//! The local pool is one backend; a Slurm job-array backend will sit beside it and hand the
-//! report stage the same outcomes through the same `Sink`.
+//! `engine` decides what runs and when it stops (retries, halts, the deadline, group commits);
+//! a `Backend` runs it: `local/` is the pool of child processes on this machine.
 
-mod attempt;
-mod cgroup;
-mod containment;
-mod context;
 mod dispenser;
 mod engine;
-mod exit_watch;
+mod local;
 mod outcome;
-mod output;
-mod pause;
-mod pool;
-mod procfs;
-mod running;
 mod schedule;
 mod signals;
-pub mod unix;
 
 use thiserror::Error;
 
-pub use containment::{Containment, Identity};
-pub use context::Started;
 pub use dispenser::{Dispenser, Work};
-pub use engine::{Backend, Dispatch, PoolEnd, StopReason};
+pub use engine::{Backend, Dispatch, Event, PoolEnd, Started, StopReason};
+pub use local::containment::{Containment, Identity};
+pub use local::output::{STDERR_TAIL_BYTES, tail};
+pub use local::{LocalPool, unix};
 pub use outcome::{TaskOutcome, TaskStatus};
-pub use output::{STDERR_TAIL_BYTES, tail};
-pub use pool::LocalPool;
 pub use signals::SignalWatch;
 
 /// Where the engine reports what happens. Calls come from one thread, in batches: each batch

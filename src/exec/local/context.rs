@@ -3,35 +3,13 @@
 
 use std::path::Path;
 use std::sync::mpsc::Sender;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use crate::exec::Event;
 use crate::exec::StartLog;
-use crate::exec::containment::Containment;
-use crate::exec::outcome::TaskOutcome;
-use crate::exec::pause::PauseClock;
-use crate::exec::running::Running;
-use crate::plan::TaskId;
-
-/// An attempt that started.
-#[derive(Debug, Clone)]
-pub struct Started {
-    /// The task.
-    pub id: TaskId,
-    /// Its resume key.
-    pub key: String,
-    /// From 1.
-    pub attempt: u32,
-    /// The direct child's pid, which is also its process group id.
-    pub pid: u32,
-    /// When it started.
-    pub at: SystemTime,
-}
-
-pub(crate) enum Event {
-    Started(Started),
-    Finished(Box<TaskOutcome>),
-    Signal(i32),
-}
+use crate::exec::local::containment::Containment;
+use crate::exec::local::pause::PauseClock;
+use crate::exec::local::running::Running;
 
 /// What every worker shares.
 pub(crate) struct Context<'a> {

@@ -9,13 +9,14 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::exec::cgroup::SlotCgroup;
-use crate::exec::containment::TOKEN_VARIABLE;
-use crate::exec::context::{Context, Event, Started};
-use crate::exec::exit_watch::ExitWatch;
+use crate::exec::local::cgroup::SlotCgroup;
+use crate::exec::local::containment::TOKEN_VARIABLE;
+use crate::exec::local::context::Context;
+use crate::exec::local::exit_watch::ExitWatch;
+use crate::exec::local::output::Output;
+use crate::exec::local::unix::{self, ChildSetup, UnixSignal};
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
-use crate::exec::output::Output;
-use crate::exec::unix::{self, ChildSetup, UnixSignal};
+use crate::exec::{Event, Started};
 use crate::plan::Task;
 
 /// `run_attempt`, with a panic turned into a `failed` outcome: the pool counts outcomes, so a
@@ -180,7 +181,7 @@ fn collect_output(out: &Output, err: &Output) -> (u64, Option<String>, u64, Stri
 struct KillOnUnwind<'a> {
     pid: u32,
     id: crate::plan::TaskId,
-    running: &'a crate::exec::running::Running,
+    running: &'a crate::exec::local::running::Running,
 }
 
 impl Drop for KillOnUnwind<'_> {

@@ -15,7 +15,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::exec::procfs;
+use crate::exec::local::procfs;
 
 /// What the child sets up for itself between fork and exec.
 #[derive(Debug, Default)]

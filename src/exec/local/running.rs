@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use crate::exec::unix::{self, UnixSignal};
+use crate::exec::local::unix::{self, UnixSignal};
 use crate::plan::TaskId;
 
 /// Running tasks by id.

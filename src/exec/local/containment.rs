@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::exec::cgroup::{self, RunCgroup, SlotCgroup, Version};
-use crate::exec::{procfs, unix};
+use crate::exec::local::cgroup::{self, RunCgroup, SlotCgroup, Version};
+use crate::exec::local::{procfs, unix};
 
 /// How a run's processes are contained, for the run's length.
 #[derive(Debug)]
