@@ -91,6 +91,18 @@ pub enum CliCommand {
     },
     /// Print the manual page (roff): `poolrun man | man -l -`.
     Man,
+    /// Run one attempt of one task of a run, as a Slurm array element does, and write its
+    /// outcome file.
+    #[command(hide = true)]
+    ExecTask {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// The task's id in the run's plan.
+        task: u64,
+        /// The attempt, from 1.
+        #[arg(long, default_value_t = 1)]
+        attempt: u32,
+    },
 }
 
 const REPORT_HELP: &str = "\
@@ -194,6 +206,19 @@ pub struct RunOptions {
     /// With --output: put the task id and a tab before each line.
     #[arg(long, requires = "output")]
     pub tag: bool,
+    /// What runs the tasks: this machine's pool, or Slurm job arrays (default: slurm when the
+    /// job file has a [slurm] table, else local).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
+}
+
+/// `run --backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// Child processes on this machine.
+    Local,
+    /// Slurm job arrays; the run directory must be on storage the compute nodes share.
+    Slurm,
 }
 
 /// `run --output`.

@@ -48,6 +48,15 @@ pub fn main(cli: Cli) -> u8 {
             print(&text);
             Ok(exit::SUCCESS)
         }
+        CliCommand::ExecTask {
+            run_dir,
+            task,
+            attempt,
+        } => {
+            console::stamp_lines();
+            init_logging(0, false);
+            super::exec_task::exec_task(&run_dir, task, attempt)
+        }
         CliCommand::Man => {
             let mut text = Vec::new();
             match clap_mangen::Man::new(Cli::command()).render(&mut text) {

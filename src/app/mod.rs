@@ -2,6 +2,7 @@
 
 mod diff;
 mod dispatch;
+mod exec_task;
 mod plan;
 mod rerun;
 mod resume;

@@ -90,6 +90,7 @@ pub(super) fn resume(args: &RunArgs) -> Result<u8, Error> {
     if killed > 0 {
         tracing::warn!("killed {killed} processes left running by the interrupted run");
     }
+    cancel_leftover_arrays(&state);
     if let Some(changes) = changes {
         keep_old_job_file(job, &dir, &changes)?;
     }
@@ -119,6 +120,37 @@ pub(super) fn resume(args: &RunArgs) -> Result<u8, Error> {
         signals,
         began,
     )
+}
+
+/// Cancels the Slurm arrays of the attempts a killed Slurm session left open: their elements may
+/// still be queued or running, and the resumed run submits them again.
+fn cancel_leftover_arrays(state: &RunState) {
+    let slurm = state
+        .last
+        .as_ref()
+        .is_some_and(|s| s.backend.as_deref() == Some("slurm"));
+    if !slurm {
+        return;
+    }
+    // A Slurm session's `started` records hold the array's job id where a local one's hold a pid.
+    let mut arrays: Vec<String> = state
+        .open
+        .values()
+        .filter(|s| s.pid > 0)
+        .map(|s| s.pid.to_string())
+        .collect();
+    arrays.sort();
+    arrays.dedup();
+    match crate::exec::slurm::scancel(&arrays, None) {
+        Ok(()) if !arrays.is_empty() => tracing::warn!(
+            "cancelled the Slurm arrays {} left by the interrupted run",
+            arrays.join(",")
+        ),
+        Err(e) if !e.contains("Invalid job id") => {
+            tracing::warn!("cannot cancel the interrupted run's Slurm arrays: {e}");
+        }
+        _ => {}
+    }
 }
 
 /// `dir`, when it is a run directory: it has a journal.

@@ -5,9 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cli::{OutputMode, RunArgs, RunOptions};
+use crate::cli::{BackendChoice, OutputMode, RunArgs, RunOptions};
 use crate::error::{Error, exit};
-use crate::exec::{Dispatch, LocalPool, SignalWatch, StopReason};
+use crate::exec::slurm::SlurmPool;
+use crate::exec::{Containment, Dispatch, Identity, LocalPool, SignalWatch, StopReason};
 use crate::job::policy::Overlap;
 use crate::job::{self, Job, Overrides};
 use crate::plan::{Plan, RunInfo};
@@ -76,6 +77,25 @@ pub(super) fn start(
         signals,
         began,
     )
+}
+
+/// `poolrun: job: run ID started: 40 tasks, 4 at once, in runs/job/ID`.
+fn start_line(plan: &Plan, dir: &RunDir, done_before: u64, slurm: bool) {
+    let job = plan.job();
+    let resumed = if done_before > 0 {
+        format!(" ({done_before} already done)")
+    } else {
+        String::new()
+    };
+    let on = if slurm { " on Slurm" } else { "" };
+    crate::console::line(&format!(
+        "poolrun: {}: run {} started{on}: {} tasks{resumed}, {} at once, in {}",
+        render::clean(&job.name),
+        plan.run().id,
+        plan.len(),
+        job.pool.processes,
+        render::shown_path(&dir.path)
+    ));
 }
 
 /// `[report] keep = N`: after a run (fresh or resumed), removes the oldest runs of the job beside
@@ -159,24 +179,26 @@ pub(super) fn execute(
     began: Instant,
 ) -> Result<u8, Error> {
     let job = plan.job();
-    let containment = LocalPool::contain(plan);
+    let slurm = match options.backend {
+        Some(BackendChoice::Slurm) => true,
+        Some(BackendChoice::Local) => false,
+        None => job.slurm.is_some(),
+    };
+    // Containment is the local pool's: Slurm contains its own jobs.
+    let containment = (!slurm).then(|| LocalPool::contain(plan));
+    let identity = containment.as_ref().map_or_else(
+        || Identity {
+            token: String::new(),
+            cgroup: None,
+        },
+        Containment::identity,
+    );
+    let backend = if slurm { "slurm" } else { "local" };
     let done_before = carried.len() as u64;
     let (session, journal, writer) =
-        Session::begin(plan, dir, state, carried, snapshot, containment.identity())?;
+        Session::begin(plan, dir, state, carried, snapshot, identity, backend)?;
     if !options.quiet {
-        let resumed = if done_before > 0 {
-            format!(" ({done_before} already done)")
-        } else {
-            String::new()
-        };
-        crate::console::line(&format!(
-            "poolrun: {}: run {} started: {} tasks{resumed}, {} at once, in {}",
-            render::clean(&job.name),
-            plan.run().id,
-            plan.len(),
-            job.pool.processes,
-            render::shown_path(&dir.path)
-        ));
+        start_line(plan, dir, done_before, slurm);
     }
     let progress = Progress::new(plan.len(), done_before, options.quiet);
     let stream = options.output.map(|mode| {
@@ -197,11 +219,18 @@ pub(super) fn execute(
             task,
         });
     let tasks_dir = dir.tasks_dir();
-    let pool = LocalPool {
-        tasks_dir: &tasks_dir,
-        began,
+    let end = match &containment {
+        Some(containment) => LocalPool {
+            tasks_dir: &tasks_dir,
+            began,
+        }
+        .run(plan, tasks, &mut recorder, signals, containment)?,
+        None => SlurmPool {
+            run_dir: &dir.path,
+            began,
+        }
+        .run(plan, tasks, &mut recorder, signals)?,
     };
-    let end = pool.run(plan, tasks, &mut recorder, signals, &containment)?;
     progress.finish();
     if let Some(e) = end.sink_error {
         return Err(e.into());

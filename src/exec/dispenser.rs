@@ -78,6 +78,31 @@ impl<I: Iterator<Item = Dispatch>> Dispenser<I> {
         }
     }
 
+    /// The next attempt if there is one now, without waiting; `None` when there is none or the
+    /// dispenser is closed (see `is_closed`).
+    pub fn try_take(&self) -> Option<Work> {
+        let mut state = self.lock();
+        if state.closed {
+            return None;
+        }
+        if let Some(work) = state.retries.pop_front() {
+            state.taken += 1;
+            return Some(work);
+        }
+        let next = state.tasks.next()?;
+        state.taken += 1;
+        Some(Work {
+            attempt: next.prior_attempts + 1,
+            task: next.task,
+            tries: 0,
+        })
+    }
+
+    /// Whether it hands out nothing more.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     /// A worker whose attempt failed holds its slot until the engine has seen the failure: it
     /// may halt the run, and then no task may start after it. Call before sending the outcome.
     pub fn expect_ack(&self, id: u64) {

@@ -26,8 +26,9 @@ pub struct Started {
     pub key: String,
     /// From 1.
     pub attempt: u32,
-    /// The direct child's pid, which is also its process group id.
-    pub pid: u32,
+    /// What the backend knows the attempt by: the local pool's process group id (its direct
+    /// child's pid), a Slurm array's job id.
+    pub handle: u32,
     /// When it started.
     pub at: SystemTime,
 }
@@ -490,6 +491,7 @@ mod tests {
                             stderr_bytes: 0,
                             stderr_tail: String::new(),
                             leaked: 0,
+                            slurm_job_id: None,
                             error: None,
                         };
                         let failed = status != TaskStatus::Succeeded;

@@ -9,6 +9,7 @@ mod local;
 mod outcome;
 mod schedule;
 mod signals;
+pub mod slurm;
 
 use thiserror::Error;
 
@@ -63,4 +64,7 @@ pub enum ExecError {
     /// The signal handlers could not be installed.
     #[error("cannot install the signal handlers")]
     Signals(#[source] std::io::Error),
+    /// poolrun's own program, which array elements run, could not be found.
+    #[error("cannot find poolrun's own program to run in the Slurm array elements")]
+    Program(#[source] std::io::Error),
 }

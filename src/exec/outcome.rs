@@ -80,4 +80,6 @@ pub struct TaskOutcome {
     pub leaked: u32,
     /// Why it did not succeed, for people: the spawn error, the timeout, the signal.
     pub error: Option<String>,
+    /// The Slurm array element that ran it, `<array job id>_<index>` (Slurm backend only).
+    pub slurm_job_id: Option<String>,
 }

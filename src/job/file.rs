@@ -59,6 +59,9 @@ pub struct JobFile {
     /// Where the run directory goes.
     #[serde(default)]
     pub report: ReportFile,
+    /// Run the tasks as Slurm job arrays instead of on this machine (`--backend local` runs
+    /// them here anyway). The run directory must be on storage the compute nodes share.
+    pub slurm: Option<SlurmFile>,
 }
 
 /// `[range]`: half-open like Python's `range(start, end, step)`.
@@ -199,6 +202,20 @@ pub struct ReportFile {
     /// (the new one among them); default: keep every run.
     #[schemars(range(min = 1))]
     pub keep: Option<i64>,
+}
+
+/// `[slurm]`: how the arrays are submitted.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SlurmFile {
+    /// `sbatch --partition`; default: the cluster's default partition.
+    pub partition: Option<String>,
+    /// `sbatch --account`.
+    pub account: Option<String>,
+    /// `sbatch --qos`.
+    pub qos: Option<String>,
+    /// More `sbatch` arguments, one per element, e.g. `["--mem=2G", "--cpus-per-task=2"]`.
+    pub extra_args: Option<Vec<String>>,
 }
 
 /// `command`: a shell string or an argv array.

@@ -510,21 +510,8 @@ impl Validator {
                 (base_dir.clone(), template)
             }
         };
-        let keep = match file.report.keep {
-            None => None,
-            Some(n) => Some(
-                usize::try_from(n)
-                    .ok()
-                    .filter(|&n| (1..=1_000_000).contains(&n))
-                    .ok_or_else(|| {
-                        self.error(
-                            &["report", "keep"],
-                            None,
-                            format!("expected a number of runs from 1 to 1000000, found {n}"),
-                        )
-                    })?,
-            ),
-        };
+        let keep = self.keep(file.report.keep)?;
+        let slurm = self.slurm(file.slurm)?;
         Ok(Job {
             name,
             description: file.description,
@@ -544,6 +531,67 @@ impl Validator {
             report_base,
             report_dir,
             keep,
+            slurm,
+        })
+    }
+
+    /// `[report] keep`.
+    fn keep(&self, keep: Option<i64>) -> Check<Option<usize>> {
+        Ok(match keep {
+            None => None,
+            Some(n) => Some(
+                usize::try_from(n)
+                    .ok()
+                    .filter(|&n| (1..=1_000_000).contains(&n))
+                    .ok_or_else(|| {
+                        self.error(
+                            &["report", "keep"],
+                            None,
+                            format!("expected a number of runs from 1 to 1000000, found {n}"),
+                        )
+                    })?,
+            ),
+        })
+    }
+
+    /// `[slurm]`.
+    fn slurm(
+        &self,
+        slurm: Option<crate::job::file::SlurmFile>,
+    ) -> Check<Option<crate::job::Slurm>> {
+        Ok(match slurm {
+            None => None,
+            Some(s) => {
+                for (key, value) in [
+                    ("partition", &s.partition),
+                    ("account", &s.account),
+                    ("qos", &s.qos),
+                ] {
+                    if value.as_deref().is_some_and(|v| {
+                        v.is_empty() || v.starts_with('-') || v.contains(char::is_whitespace)
+                    }) {
+                        return Err(self.error(
+                            &["slurm", key],
+                            None,
+                            format!("expected a Slurm name (no spaces, not starting with `-`), found {:?}", value.as_deref().unwrap_or("")),
+                        ));
+                    }
+                }
+                let extra_args = s.extra_args.unwrap_or_default();
+                if let Some(bad) = extra_args.iter().find(|a| !a.starts_with('-')) {
+                    return Err(self.error(
+                        &["slurm", "extra-args"],
+                        None,
+                        format!("expected sbatch options such as \"--mem=2G\", found {bad:?}"),
+                    ));
+                }
+                Some(crate::job::Slurm {
+                    partition: s.partition,
+                    account: s.account,
+                    qos: s.qos,
+                    extra_args,
+                })
+            }
         })
     }
 

@@ -71,6 +71,21 @@ pub struct Job {
     pub report_dir: Template,
     /// `[report] keep`: how many runs of the job to keep after a run.
     pub keep: Option<usize>,
+    /// `[slurm]`: run as Slurm job arrays.
+    pub slurm: Option<Slurm>,
+}
+
+/// `[slurm]`, checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Slurm {
+    /// `--partition`.
+    pub partition: Option<String>,
+    /// `--account`.
+    pub account: Option<String>,
+    /// `--qos`.
+    pub qos: Option<String>,
+    /// More `sbatch` arguments.
+    pub extra_args: Vec<String>,
 }
 
 /// The job file as read.

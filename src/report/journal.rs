@@ -64,6 +64,9 @@ pub struct RunStarted {
     /// The session's cgroup folder, when it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
+    /// What ran the tasks: "local" or "slurm" (absent: local).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
     /// Where and how this session ran: with its `--set` arguments and input snapshots, what
     /// a rebuilt report and a resumption plan from. Absent in journals of poolrun 0.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,7 +94,8 @@ pub struct AttemptStarted {
     pub key: String,
     /// From 1.
     pub attempt: u32,
-    /// The direct child's pid, which is also its process group id.
+    /// The direct child's pid, which is also its process group id; in a Slurm session, the
+    /// job id of the array the element was submitted in.
     pub pid: u32,
 }
 
@@ -135,6 +139,9 @@ pub struct AttemptFinished {
     /// When poolrun sent SIGTERM because the attempt ran out of time (RFC 3339 UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminated_at: Option<String>,
+    /// The Slurm array element that ran it, `<array job id>_<index>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_job_id: Option<String>,
 }
 
 /// `run_finished`.
@@ -160,7 +167,7 @@ impl AttemptStarted {
             task: s.id.0,
             key: s.key.clone(),
             attempt: s.attempt,
-            pid: s.pid,
+            pid: s.handle,
         }
     }
 }
@@ -186,6 +193,7 @@ impl AttemptFinished {
             error: o.error.clone(),
             retry,
             terminated_at: o.terminated_at.map(timestamp),
+            slurm_job_id: o.slurm_job_id.clone(),
         }
     }
 }
@@ -324,6 +332,7 @@ impl TaskRecord {
             stderr_tail,
             leaked: f.leaked,
             error: f.error.clone(),
+            slurm_job_id: f.slurm_job_id.clone(),
             ..Self::not_run(task)
         }
     }

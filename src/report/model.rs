@@ -68,6 +68,9 @@ pub struct RunRecord {
     pub processes: usize,
     /// How the run ended.
     pub status: RunStatus,
+    /// What ran the tasks: "local" (this machine's pool) or "slurm" (job arrays).
+    #[serde(default = "local")]
+    pub backend: String,
     /// Why it stopped before every task had an outcome: "halt-policy", "deadline", the
     /// signal's name ("SIGINT"), or "error" (the run directory could not be written); null for
     /// a run that completed.
@@ -272,6 +275,15 @@ pub struct TaskRecord {
     pub leaked: u32,
     /// Why the task did not succeed, for people.
     pub error: Option<String>,
+    /// The Slurm array element that ran its last attempt, `<array job id>_<index>`; absent for
+    /// a local run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_job_id: Option<String>,
+}
+
+/// `run.backend` of reports written before there was a choice.
+fn local() -> String {
+    "local".to_owned()
 }
 
 #[allow(
@@ -338,6 +350,7 @@ impl TaskRecord {
             stderr_tail: String::new(),
             leaked: 0,
             error: None,
+            slurm_job_id: None,
         }
     }
 }

@@ -38,6 +38,7 @@ pub struct Session<'a> {
     /// The run directory.
     pub dir: &'a RunDir,
     prior: &'a RunState,
+    backend: &'static str,
     started_at: SystemTime,
     clock: Instant,
     provenance: Provenance,
@@ -72,12 +73,14 @@ impl<'a> Session<'a> {
         carried: BTreeMap<u64, TaskRecord>,
         snapshot: Option<&str>,
         identity: Identity,
+        backend: &'static str,
     ) -> Result<(Self, Journal, ReportWriter), ReportError> {
         let job = plan.job();
         let session = Self {
             plan,
             dir,
             prior,
+            backend,
             started_at: SystemTime::now(),
             clock: Instant::now(),
             provenance: Provenance::collect(job, snapshot),
@@ -97,6 +100,7 @@ impl<'a> Session<'a> {
             pid: std::process::id(),
             token: Some(identity.token),
             cgroup: identity.cgroup.map(|c| c.display().to_string()),
+            backend: Some(backend.to_owned()),
             provenance: Some(Box::new(session.provenance.clone())),
         }))?;
         let writer = ReportWriter::create(&dir.report_path(), &job_record(job), carried)?;
@@ -138,6 +142,7 @@ impl<'a> Session<'a> {
             finished_at: timestamp(finished_at),
             processes: job.pool.processes.get(),
             status,
+            backend: self.backend.to_owned(),
             stop_reason: stop_reason.clone(),
             leaked: ending.swept,
             provenance: Some(self.provenance.clone()),
@@ -259,6 +264,7 @@ pub fn journal_run(dir: &RunDir, state: &RunState, live: bool) -> Option<RunReco
         },
         processes: last.processes,
         status,
+        backend: last.backend.clone().unwrap_or_else(|| "local".to_owned()),
         stop_reason: match ended {
             _ if live => None,
             Some(e) => e.stop_reason.clone(),

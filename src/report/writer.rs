@@ -344,6 +344,7 @@ mod tests {
             finished_at: String::new(),
             processes: 1,
             status: RunStatus::Completed,
+            backend: "local".to_owned(),
             stop_reason: None,
             leaked: 0,
             provenance: None,

@@ -14,6 +14,7 @@ mod report_cmd;
 mod retry;
 mod run;
 mod security;
+mod slurm;
 mod sources;
 mod state;
 mod stderr;

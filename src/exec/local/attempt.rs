@@ -86,7 +86,7 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
         id: task.id,
         key: task.key.clone(),
         attempt,
-        pid,
+        handle: pid,
         at: started_at,
     };
     if !ctx.start_log.as_ref().is_some_and(|log| log(&started)) {
@@ -129,6 +129,7 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
         stderr_tail,
         leaked,
         error,
+        slurm_job_id: None,
     }
 }
 
@@ -407,6 +408,7 @@ fn not_started(
         stderr_bytes: 0,
         stderr_tail: String::new(),
         leaked: 0,
+        slurm_job_id: None,
         error: Some(reason),
     }
 }
