@@ -92,6 +92,9 @@ pub trait Backend: Sync {
         queue: &Dispenser<I>,
         engine: &mut dyn FnMut(),
     );
+    /// Starts no attempt it already took but has not started (a soft halt: running ones
+    /// finish). The local pool starts what it takes at once: nothing to do.
+    fn hold(&self) {}
     /// Asks every running attempt to stop (the first step of the kill sequence).
     fn terminate(&self);
     /// Stops every running attempt now.
@@ -368,6 +371,7 @@ impl<I: Iterator<Item = Dispatch>, S: Sink, B: Backend> Engine<'_, '_, I, S, B> 
         });
         self.settle_retries();
         let running = self.backend.running();
+        self.backend.hold();
         if stop_running {
             self.backend.terminate();
             if let Some(stop) = &mut self.stop {

@@ -306,3 +306,23 @@ fn a_slurm_time_limit_is_a_timeout_with_its_reason() {
         "{task}"
     );
 }
+
+#[test]
+fn a_soft_halt_cancels_the_queued_elements_and_lets_running_ones_finish() {
+    let conf = need_slurm!();
+    let job = Job::named(
+        "halted",
+        "command = \"if [ {item} = 0 ]; then exit 1; fi; sleep 1\"\n\
+         [range]\nstart = 0\nend = 12\n[pool]\nprocesses = 1\nhalt = \"first-failure\"\n[slurm]\n",
+    );
+    let run = poolrun_in(&job, conf, &["run", "halted.toml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = crate::support::read_report(&job.latest("halted"));
+    assert_eq!(report["run"]["status"], "halted");
+    assert_eq!(report["run"]["stop_reason"], "halt-policy");
+    let tasks = crate::support::tasks(&report);
+    assert_eq!(tasks[0]["status"], "failed");
+    let cancelled = tasks.iter().filter(|t| t["status"] == "cancelled").count();
+    assert!(cancelled >= 8, "the queued elements never ran: {report}");
+    assert_eq!(live_elements(conf, "halted"), 0);
+}

@@ -170,6 +170,18 @@ pub fn scancel(ids: &[String], signal: Option<&str>) -> Result<(), String> {
     run(command.args(ids), None).map(drop)
 }
 
+/// `scancel --state=PENDING` of the arrays `ids`: their queued elements never start.
+pub fn scancel_pending(ids: &[String]) -> Result<(), String> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    run(
+        Command::new("scancel").arg("--state=PENDING").args(ids),
+        None,
+    )
+    .map(drop)
+}
+
 /// `0-9,12,15-20`: a sorted list of indexes as Slurm's array syntax.
 pub fn array_spec(indexes: &[u64]) -> String {
     let mut parts: Vec<String> = Vec::new();

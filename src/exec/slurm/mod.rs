@@ -523,6 +523,17 @@ impl Backend for SlurmBackend<'_> {
         });
     }
 
+    fn hold(&self) {
+        self.lock().stopping = true;
+        // Elements still queued never start; running ones finish.
+        let arrays = self.arrays();
+        if let Err(e) = commands::scancel_pending(&arrays)
+            && !e.contains("Invalid job id")
+        {
+            tracing::warn!("cannot cancel the run's queued Slurm elements: {e}");
+        }
+    }
+
     fn terminate(&self) {
         self.lock().stopping = true;
         // Pending elements are removed; running ones get SIGTERM (then SIGKILL after Slurm's
