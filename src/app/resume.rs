@@ -101,6 +101,7 @@ pub(super) fn resume(args: &RunArgs) -> Result<u8, Error> {
             dir: dir.path.clone(),
         },
     );
+    let state = fold_orphans(&plan, state, &dir)?;
     session::relocate_outputs(&plan, &state, &dir)?;
     let carried = session::carried_rows(&plan, &state, &dir);
     tracing::info!(
@@ -151,6 +152,19 @@ fn cancel_leftover_arrays(state: &RunState) {
         }
         _ => {}
     }
+}
+
+/// Elements of a killed Slurm session that ended while nobody watched left their outcomes: they
+/// go into the journal (and the state read again), so their tasks do not run again.
+fn fold_orphans(plan: &Plan, state: RunState, dir: &RunDir) -> Result<RunState, Error> {
+    let folded = session::fold_orphan_outcomes(plan, &state, dir)?;
+    if folded == 0 {
+        return Ok(state);
+    }
+    tracing::warn!(
+        "{folded} tasks ended on Slurm after the interrupted run stopped watching: their outcomes are kept"
+    );
+    Ok(RunState::read(dir)?)
 }
 
 /// `dir`, when it is a run directory: it has a journal.

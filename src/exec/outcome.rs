@@ -42,6 +42,34 @@ impl TaskStatus {
     }
 }
 
+impl TaskOutcome {
+    /// The outcome of attempt `attempt` of `task` that never ran (`spawn_failed`, with
+    /// `error`); `tries` is the attempts made in this run, this one included.
+    pub fn not_started(task: Task, attempt: u32, tries: u32, error: String) -> Self {
+        let now = SystemTime::now();
+        Self {
+            task,
+            status: TaskStatus::SpawnFailed,
+            exit_code: None,
+            signal: None,
+            attempt,
+            tries,
+            started_at: now,
+            finished_at: now,
+            duration: Duration::ZERO,
+            terminated_at: None,
+            has_output: false,
+            stdout_bytes: 0,
+            stdout_sha256: None,
+            stderr_bytes: 0,
+            stderr_tail: String::new(),
+            leaked: 0,
+            error: Some(error),
+            slurm_job_id: None,
+        }
+    }
+}
+
 /// The outcome of one task's (last) attempt.
 #[derive(Debug, Clone)]
 pub struct TaskOutcome {

@@ -301,6 +301,49 @@ pub fn rebuild(dir: &RunDir, plan: &Plan, state: &RunState) -> Result<Summary, R
     writer.finish(plan, &record, state.seconds(), &|| false)
 }
 
+/// Folds into the journal the outcome files of attempts that a killed Slurm session left open:
+/// array elements that ended after poolrun died, while nobody was watching. Each file is a
+/// whole outcome (written under a temporary name and renamed), so its task is done and a
+/// resumed run does not run it again. Call after the session's arrays were cancelled; returns
+/// how many were folded.
+pub fn fold_orphan_outcomes(
+    plan: &Plan,
+    state: &RunState,
+    dir: &RunDir,
+) -> Result<usize, ReportError> {
+    use crate::exec::slurm::OutcomeFile;
+    use crate::report::journal::AttemptFinished;
+    let slurm = state
+        .last
+        .as_ref()
+        .is_some_and(|s| s.backend.as_deref() == Some("slurm"));
+    if !slurm || state.open.is_empty() {
+        return Ok(0);
+    }
+    let mut journal: Option<Journal> = None;
+    let mut folded = 0;
+    for task in plan.tasks() {
+        let Some(started) = state.open.get(&task.key).filter(|s| s.task == task.id.0) else {
+            continue;
+        };
+        let path = OutcomeFile::path(&dir.tasks_dir(), &task, started.attempt);
+        let Ok(Some(file)) = OutcomeFile::read(&path) else {
+            continue;
+        };
+        let outcome = file.into_outcome(task, 1);
+        let journal = match &mut journal {
+            Some(journal) => journal,
+            None => journal.insert(Journal::open(&dir.journal_path(), true)?),
+        };
+        journal.append(&Record::Finished(AttemptFinished::new(&outcome, false)));
+        folded += 1;
+    }
+    if let Some(mut journal) = journal {
+        journal.commit()?;
+    }
+    Ok(folded)
+}
+
 /// Moves task output files to their task's name in the new plan when a changed job file moved
 /// the task (a new chunk size or template) or changed the width of the ids; outputs of tasks
 /// that are gone from the plan go to `tasks/superseded/`. Two phases through temporary names,

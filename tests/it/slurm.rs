@@ -288,6 +288,47 @@ fn resume_after_poolrun_is_killed_cancels_its_arrays_and_runs_only_what_did_not_
 }
 
 #[test]
+fn tasks_that_ended_while_poolrun_was_dead_are_not_run_again() {
+    let conf = need_slurm!();
+    let job = Job::named(
+        "orphans",
+        "command = \"echo {item} >> ran; while [ ! -e go ]; do sleep 0.1; done\"\n\
+         [range]\nstart = 0\nend = 6\n[pool]\nprocesses = 6\n[slurm]\n",
+    );
+    let mut child = crate::support::background(
+        poolrun()
+            .current_dir(job.dir.path())
+            .env("SLURM_CONF", conf)
+            .args(["run", "orphans.toml"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    wait_for(Duration::from_secs(60), "every task to start", || {
+        let ran = std::fs::read_to_string(job.file("ran")).ok()?;
+        (ran.lines().count() == 6).then_some(())
+    });
+    child.kill9();
+    // The elements finish with nobody watching, each leaving its outcome file.
+    std::fs::write(job.file("go"), "").unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the orphaned elements to end",
+        || (live_elements(conf, "orphans") == 0).then_some(()),
+    );
+    let resumed = poolrun_in(&job, conf, &["run", "orphans.toml", "--resume"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(
+        resumed.stderr.contains("6 tasks ended on Slurm"),
+        "{}",
+        resumed.stderr
+    );
+    let report = crate::support::read_report(&job.latest("orphans"));
+    assert_eq!(report["summary"]["succeeded"], 6);
+    let ran = std::fs::read_to_string(job.file("ran")).unwrap();
+    assert_eq!(ran.lines().count(), 6, "no task ran twice: {ran}");
+}
+
+#[test]
 fn a_slurm_time_limit_is_a_timeout_with_its_reason() {
     // The one test that waits for Slurm's clock: limits are whole minutes.
     let conf = need_slurm!();

@@ -392,24 +392,9 @@ fn not_started(
     reason: String,
 ) -> TaskOutcome {
     TaskOutcome {
-        task,
-        status: TaskStatus::SpawnFailed,
-        exit_code: None,
-        signal: None,
-        attempt,
-        tries: 1,
         started_at: at,
-        finished_at: SystemTime::now(),
-        duration: Duration::ZERO,
-        terminated_at: None,
         has_output,
-        stdout_bytes: 0,
-        stdout_sha256: None,
-        stderr_bytes: 0,
-        stderr_tail: String::new(),
-        leaked: 0,
-        slurm_job_id: None,
-        error: Some(reason),
+        ..TaskOutcome::not_started(task, attempt, 1, reason)
     }
 }
 

@@ -606,27 +606,12 @@ fn slurm_error(s: &ElementState) -> String {
 
 /// The outcome of an attempt that could not be started.
 fn spawn_failed(work: &Work, error: &str) -> TaskOutcome {
-    let now = SystemTime::now();
-    TaskOutcome {
-        task: work.task.clone(),
-        status: TaskStatus::SpawnFailed,
-        exit_code: None,
-        signal: None,
-        attempt: work.attempt,
-        tries: work.tries + 1,
-        started_at: now,
-        finished_at: now,
-        duration: Duration::ZERO,
-        terminated_at: None,
-        has_output: false,
-        stdout_bytes: 0,
-        stdout_sha256: None,
-        stderr_bytes: 0,
-        stderr_tail: String::new(),
-        leaked: 0,
-        error: Some(error.to_owned()),
-        slurm_job_id: None,
-    }
+    TaskOutcome::not_started(
+        work.task.clone(),
+        work.attempt,
+        work.tries + 1,
+        error.to_owned(),
+    )
 }
 
 /// `sbatch`, tried again with back-off when it fails (a busy controller refuses submissions).
