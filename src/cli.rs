@@ -102,6 +102,9 @@ pub enum CliCommand {
         /// The attempt, from 1.
         #[arg(long, default_value_t = 1)]
         attempt: u32,
+        /// The run's `--timeout`, when it had one.
+        #[arg(long, value_parser = parse_timeout)]
+        timeout: Option<Duration>,
     },
 }
 

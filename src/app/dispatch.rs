@@ -52,10 +52,11 @@ pub fn main(cli: Cli) -> u8 {
             run_dir,
             task,
             attempt,
+            timeout,
         } => {
             console::stamp_lines();
             init_logging(0, false);
-            super::exec_task::exec_task(&run_dir, task, attempt)
+            super::exec_task::exec_task(&run_dir, task, attempt, timeout)
         }
         CliCommand::Man => {
             let mut text = Vec::new();

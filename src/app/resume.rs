@@ -143,10 +143,19 @@ fn cancel_leftover_arrays(state: &RunState) {
     arrays.sort();
     arrays.dedup();
     match crate::exec::slurm::scancel(&arrays, None) {
-        Ok(()) if !arrays.is_empty() => tracing::warn!(
-            "cancelled the Slurm arrays {} left by the interrupted run",
-            arrays.join(",")
-        ),
+        Ok(()) if !arrays.is_empty() => {
+            tracing::warn!(
+                "cancelled the Slurm arrays {} left by the interrupted run",
+                arrays.join(",")
+            );
+            // Their elements may still be writing outputs and outcomes: not before they end.
+            if !crate::exec::slurm::wait_until_ended(&arrays, std::time::Duration::from_secs(120)) {
+                tracing::warn!(
+                    "the cancelled arrays {} have not ended yet",
+                    arrays.join(",")
+                );
+            }
+        }
         Err(e) if !e.contains("Invalid job id") => {
             tracing::warn!("cannot cancel the interrupted run's Slurm arrays: {e}");
         }

@@ -98,6 +98,25 @@ pub fn squeue(ids: &[String]) -> Result<HashMap<String, ElementState>, String> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
+    match squeue_all(ids) {
+        // One array Slurm forgot (past MinJobAge) fails the whole query: ask one by one, and
+        // leave the forgotten ones out (their elements are then unknown to Slurm).
+        Err(e) if e.contains("Invalid job id") => {
+            let mut states = HashMap::new();
+            for id in ids {
+                match squeue_all(std::slice::from_ref(id)) {
+                    Ok(found) => states.extend(found),
+                    Err(e) if e.contains("Invalid job id") => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(states)
+        }
+        result => result,
+    }
+}
+
+fn squeue_all(ids: &[String]) -> Result<HashMap<String, ElementState>, String> {
     let out = run(
         Command::new("squeue")
             .args(["--states=all", "--array", "--noheader"])
@@ -177,6 +196,18 @@ pub fn scancel_pending(ids: &[String]) -> Result<(), String> {
     }
     run(
         Command::new("scancel").arg("--state=PENDING").args(ids),
+        None,
+    )
+    .map(drop)
+}
+
+/// Lets array `id` run `throttle` elements at once (`scontrol update ArrayTaskThrottle`).
+pub fn set_throttle(id: &str, throttle: usize) -> Result<(), String> {
+    run(
+        Command::new("scontrol")
+            .arg("update")
+            .arg(format!("JobId={id}"))
+            .arg(format!("ArrayTaskThrottle={throttle}")),
         None,
     )
     .map(drop)

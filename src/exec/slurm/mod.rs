@@ -31,6 +31,26 @@ const SBATCH_BACKOFF: Duration = Duration::from_millis(500);
 /// How long an element that ended may take for its outcome file to show (a shared file system
 /// that caches directory entries) before Slurm's state is its outcome.
 const OUTCOME_GRACE: Duration = Duration::from_secs(3);
+/// `squeue` failures in a row after which the elements without an outcome file end as lost.
+const SQUEUE_TRIES: u32 = 10;
+
+/// Waits, at most `limit`, until no element of the arrays `ids` is queued, running or
+/// completing (after a `scancel`, their outcome files are then final); false when `limit`
+/// passed first.
+pub fn wait_until_ended(ids: &[String], limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let going =
+            commands::squeue(ids).map_or(true, |states| states.values().any(|s| !s.ended()));
+        if !going {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
 
 /// Settings for one run on Slurm.
 pub struct SlurmPool<'a> {
@@ -51,6 +71,8 @@ struct Element {
     ended: Option<(Instant, ElementState)>,
     /// Polls in a row in which `squeue` did not know it.
     unknown: u32,
+    /// Whether `squeue` ever said it runs.
+    ran: bool,
 }
 
 #[derive(Default)]
@@ -58,7 +80,16 @@ struct State {
     /// By task id.
     elements: BTreeMap<u64, Element>,
     running: usize,
+    /// No element starts any more (a halt, a stop): new work is not submitted, and queued
+    /// elements are cancelled.
     stopping: bool,
+    /// Running elements were told to stop (`terminate`, `kill`): a task a signal ended was
+    /// stopped with the run.
+    terminated: bool,
+    /// `squeue` failures in a row.
+    squeue_failures: u32,
+    /// Each submitted array and its throttle, oldest first.
+    throttles: Vec<(String, usize)>,
     /// Whether any element's outcome file was seen: if none ever is, the run directory is not
     /// shared with the compute nodes.
     seen_outcome: bool,
@@ -173,31 +204,38 @@ impl SlurmBackend<'_> {
         args
     }
 
-    /// Submits `batch` as arrays: one per attempt number and per span of task ids that fits in
-    /// `MaxArraySize`, with `%P` so that at most `processes` run at once.
-    fn submit(&self, mut batch: Vec<Work>) {
+    /// Submits the next array from `backlog` (sorted by attempt and task id): the attempts of
+    /// one attempt number whose task ids span less than `MaxArraySize`, with `%throttle`.
+    fn submit_next(&self, backlog: &mut Vec<Work>, throttle: usize) {
         let job = self.plan.job();
         let _ = std::fs::create_dir_all(self.run_dir.join("slurm"));
-        batch.sort_by_key(|w| (w.attempt, w.task.id.0));
         let common = self.sbatch_args(job);
-        let throttle = job.pool.processes.get();
-        let mut rest = batch.as_slice();
-        while let Some(first) = rest.first() {
-            let offset = first.task.id.0;
-            let take = rest
-                .iter()
-                .take_while(|w| w.attempt == first.attempt && w.task.id.0 - offset < self.max_array)
-                .count();
-            let (group, after) = rest.split_at(take);
-            rest = after;
+        let Some(first) = backlog.first() else {
+            return;
+        };
+        let (attempt, offset) = (first.attempt, first.task.id.0);
+        let take = backlog
+            .iter()
+            .take_while(|w| w.attempt == attempt && w.task.id.0 - offset < self.max_array)
+            .count();
+        let group: Vec<Work> = backlog.drain(..take).collect();
+        {
+            let group = group.as_slice();
+            let first = &group[0];
             let indexes: Vec<u64> = group.iter().map(|w| w.task.id.0 - offset).collect();
             let mut args = common.clone();
             args.push(format!(
                 "--array={}%{throttle}",
                 commands::array_spec(&indexes)
             ));
+            // The timeout as the run has it, `--timeout` included (the job file's copy has the
+            // file's).
+            let timeout = job
+                .pool
+                .timeout
+                .map_or_else(String::new, |t| format!(" --timeout {}ms", t.as_millis()));
             let script = format!(
-                "#!/bin/sh\n# poolrun {} attempt {}\nexec {} exec-task {} $(({offset} + SLURM_ARRAY_TASK_ID)) --attempt {}\n",
+                "#!/bin/sh\n# poolrun {} attempt {}\nexec {} exec-task {} $(({offset} + SLURM_ARRAY_TASK_ID)) --attempt {}{timeout}\n",
                 job.name,
                 first.attempt,
                 shell_word(&self.poolrun.to_string_lossy()),
@@ -205,7 +243,10 @@ impl SlurmBackend<'_> {
                 first.attempt
             );
             match submit_with_retries(&args, &script) {
-                Ok(array) => self.submitted(&array, offset, group),
+                Ok(array) => {
+                    self.submitted(&array, offset, group);
+                    self.lock().throttles.push((array, throttle));
+                }
                 Err(e) => {
                     tracing::error!("cannot submit to Slurm: {e}");
                     for work in group {
@@ -216,8 +257,43 @@ impl SlurmBackend<'_> {
         }
     }
 
+    /// Once the arrays before the newest have ended, lets the newest run `processes` at once
+    /// (it was submitted with what they left free).
+    fn raise_throttle(&self) {
+        let processes = self.plan.job().pool.processes.get();
+        let mut state = self.lock();
+        let Some((newest, throttle)) = state.throttles.last().cloned() else {
+            return;
+        };
+        let alone = state.elements.values().all(|e| e.array == newest);
+        if throttle >= processes || !alone {
+            return;
+        }
+        match commands::set_throttle(&newest, processes) {
+            Ok(()) => {
+                if let Some(last) = state.throttles.last_mut() {
+                    last.1 = processes;
+                }
+            }
+            Err(e) => tracing::debug!("cannot raise the throttle of {newest}: {e}"),
+        }
+    }
+
     fn submitted(&self, array: &str, offset: u64, group: &[Work]) {
         let mut state = self.lock();
+        // The run began to stop while sbatch ran: nothing of this array may start (its
+        // elements end as cancelled or never run, like the others).
+        if state.stopping {
+            let ids = [array.to_owned()];
+            let cancelled = if state.terminated {
+                scancel(&ids, None)
+            } else {
+                commands::scancel_pending(&ids)
+            };
+            if let Err(e) = cancelled {
+                tracing::warn!("cannot cancel the Slurm array {array}: {e}");
+            }
+        }
         for work in group {
             let job_id = format!("{array}_{}", work.task.id.0 - offset);
             let _ = self.events.send(Event::Started(Started {
@@ -240,6 +316,7 @@ impl SlurmBackend<'_> {
                     submitted: Instant::now(),
                     ended: None,
                     unknown: 0,
+                    ran: false,
                 },
             );
         }
@@ -290,7 +367,10 @@ impl SlurmBackend<'_> {
                         ended.push((id, None));
                     }
                 }
-                Some(_) => e.unknown = 0,
+                Some(s) => {
+                    e.unknown = 0;
+                    e.ran |= matches!(s.state.as_str(), "RUNNING" | "COMPLETING" | "SUSPENDED");
+                }
                 // A pending element cancelled alone leaves no record without accounting.
                 None if now.duration_since(e.submitted) > OUTCOME_GRACE => {
                     e.unknown += 1;
@@ -308,14 +388,30 @@ impl SlurmBackend<'_> {
     fn collect(&self, ask_slurm: bool) -> bool {
         let mut ended = self.outcome_files();
         let ask = ask_slurm || ended.iter().any(|(_, f)| f.as_ref().is_some_and(killed));
-        let states = if ask {
-            commands::squeue(&self.arrays())
-                .map_err(|e| tracing::warn!("cannot ask Slurm about the run's arrays: {e}"))
-                .ok()
-        } else {
-            None
-        };
+        let asked = ask.then(|| commands::squeue(&self.arrays()));
         let mut state = self.lock();
+        let states = match asked {
+            Some(Ok(states)) => {
+                state.squeue_failures = 0;
+                Some(states)
+            }
+            Some(Err(e)) => {
+                state.squeue_failures += 1;
+                tracing::warn!("cannot ask Slurm about the run's arrays: {e}");
+                // Slurm cannot be asked for long: the elements without an outcome file end
+                // here, rather than poolrun waiting for ever.
+                if state.squeue_failures >= SQUEUE_TRIES {
+                    let ids: Vec<u64> = state.elements.keys().copied().collect();
+                    for id in ids {
+                        if !ended.iter().any(|(i, _)| *i == id) {
+                            ended.push((id, None));
+                        }
+                    }
+                }
+                None
+            }
+            None => None,
+        };
         if let Some(states) = &states {
             Self::note_states(&mut state, states, &mut ended);
         }
@@ -339,7 +435,8 @@ impl SlurmBackend<'_> {
                 state.seen_outcome = true;
                 Self::from_file(&state, &e, file, slurm.as_ref())
             } else {
-                let outcome = self.without_outcome(&e, slurm.as_ref());
+                let lost = state.squeue_failures >= SQUEUE_TRIES;
+                let outcome = self.without_outcome(&e, slurm.as_ref(), state.stopping, lost);
                 let completed = slurm
                     .as_ref()
                     .is_some_and(|s| matches!(s.state.as_str(), "COMPLETED" | "FAILED"));
@@ -371,7 +468,7 @@ impl SlurmBackend<'_> {
         file: &OutcomeFile,
         slurm: Option<&ElementState>,
     ) -> bool {
-        let stopping = state.stopping;
+        let stopping = state.terminated;
         let Some(e) = state.elements.get_mut(&id) else {
             return false;
         };
@@ -396,12 +493,12 @@ impl SlurmBackend<'_> {
         let was_killed = killed(&file);
         let mut outcome = file.into_outcome(e.work.task.clone(), e.work.tries + 1);
         outcome.slurm_job_id.get_or_insert_with(|| e.job_id.clone());
-        if state.stopping && outcome.status == TaskStatus::Failed && was_killed {
+        if state.terminated && outcome.status == TaskStatus::Failed && was_killed {
             // Slurm's scancel signals every process of the element, the task's too: a task
             // that died of it while the run stopped was stopped with the run.
             outcome.status = TaskStatus::Cancelled;
             outcome.error = Some("stopped: the run was stopped".to_owned());
-        } else if !state.stopping
+        } else if !state.terminated
             && was_killed
             && let Some((status, error)) = slurm.and_then(verdict)
         {
@@ -413,11 +510,24 @@ impl SlurmBackend<'_> {
 
     /// The outcome of an element that ended without writing its outcome file: Slurm's state
     /// says how (and if it completed, the compute node could not write the run directory).
-    fn without_outcome(&self, e: &Element, slurm: Option<&ElementState>) -> TaskOutcome {
+    fn without_outcome(
+        &self,
+        e: &Element,
+        slurm: Option<&ElementState>,
+        stopping: bool,
+        lost: bool,
+    ) -> TaskOutcome {
         let tries = e.work.tries + 1;
         let mut outcome = spawn_failed(&e.work, "");
         outcome.tries = tries;
         outcome.slurm_job_id = Some(e.job_id.clone());
+        // Queued when poolrun stopped the run, and cancelled by it: it never started.
+        let cancelled = slurm.is_none_or(|s| s.state == "CANCELLED");
+        if stopping && !e.ran && cancelled && !lost {
+            outcome.status = TaskStatus::NotRun;
+            outcome.error = None;
+            return outcome;
+        }
         match slurm {
             Some(s) if matches!(s.state.as_str(), "COMPLETED" | "FAILED") => {
                 let message = format!(
@@ -440,6 +550,13 @@ impl SlurmBackend<'_> {
                 outcome.error = Some(slurm_error(s));
             }
             // With accounting, sacct remembers what squeue forgot.
+            None if lost => {
+                outcome.status = TaskStatus::Failed;
+                outcome.error = Some(format!(
+                    "Slurm could not be asked how {} ended ({SQUEUE_TRIES} squeue failures in a row)",
+                    e.job_id
+                ));
+            }
             None => {
                 if let Some(s) = commands::sacct(&e.job_id) {
                     outcome.status = status_of(&s.state);
@@ -458,42 +575,48 @@ impl SlurmBackend<'_> {
 
     /// Submits, folds and polls until the queue is closed and every element ended.
     fn poll_loop<I: Iterator<Item = Dispatch>>(&self, queue: &Dispenser<I>) {
+        let processes = self.plan.job().pool.processes.get();
         let mut interval = POLL_MIN;
         let mut last_ask = Instant::now();
+        // Attempts taken from the queue and not yet submitted: arrays go to Slurm one at a
+        // time, each with the slots the others leave free, so that no more than `processes`
+        // elements run at once across the run's arrays.
+        let mut backlog: Vec<Work> = Vec::new();
         loop {
-            let mut batch = Vec::new();
+            let before = backlog.len();
             while let Some(work) = queue.try_take() {
-                batch.push(work);
+                backlog.push(work);
             }
-            if !batch.is_empty() {
-                let (stopping, unshared) = {
-                    let state = self.lock();
-                    (state.stopping, state.unshared.clone())
-                };
-                if stopping {
-                    for work in &batch {
-                        let outcome = if let Some(message) = &unshared {
-                            let mut o = spawn_failed(work, message);
-                            o.status = TaskStatus::Failed;
-                            o
-                        } else {
-                            let mut o = spawn_failed(work, "the run was stopped");
-                            o.status = TaskStatus::Cancelled;
-                            o
-                        };
-                        self.finish(outcome);
+            if backlog.len() != before {
+                backlog.sort_by_key(|w| (w.attempt, w.task.id.0));
+            }
+            let (stopping, unshared, outstanding) = {
+                let state = self.lock();
+                (state.stopping, state.unshared.clone(), state.elements.len())
+            };
+            if stopping && !backlog.is_empty() {
+                for work in backlog.drain(..) {
+                    let mut o = spawn_failed(&work, unshared.as_deref().unwrap_or(""));
+                    if unshared.is_some() {
+                        o.status = TaskStatus::Failed;
+                    } else {
+                        // Never submitted: it never ran.
+                        o.status = TaskStatus::NotRun;
+                        o.error = None;
                     }
-                } else {
-                    self.submit(batch);
+                    self.finish(o);
                 }
+            } else if !backlog.is_empty() && outstanding < processes {
+                self.submit_next(&mut backlog, processes - outstanding);
                 interval = POLL_MIN;
             }
+            self.raise_throttle();
             let ask = last_ask.elapsed() >= interval;
             if ask {
                 last_ask = Instant::now();
             }
             let changed = self.collect(ask);
-            let idle = self.lock().elements.is_empty();
+            let idle = self.lock().elements.is_empty() && backlog.is_empty();
             if idle && queue.is_closed() {
                 return;
             }
@@ -535,14 +658,22 @@ impl Backend for SlurmBackend<'_> {
     }
 
     fn terminate(&self) {
-        self.lock().stopping = true;
+        {
+            let mut state = self.lock();
+            state.stopping = true;
+            state.terminated = true;
+        }
         // Pending elements are removed; running ones get SIGTERM (then SIGKILL after Slurm's
         // KillWait), which `exec-task` passes to its task's group like a local stop.
         self.cancel_all(None);
     }
 
     fn kill(&self) {
-        self.lock().stopping = true;
+        {
+            let mut state = self.lock();
+            state.stopping = true;
+            state.terminated = true;
+        }
         self.cancel_all(Some("KILL"));
         self.cancel_all(None);
     }
@@ -575,8 +706,11 @@ fn verdict(s: &ElementState) -> Option<(TaskStatus, String)> {
             "Slurm: TIMEOUT (its time limit)".to_owned(),
         ));
     }
-    matches!(s.state.as_str(), "CANCELLED" | "PREEMPTED")
-        .then(|| (TaskStatus::Cancelled, slurm_error(s)))
+    match s.state.as_str() {
+        "CANCELLED" | "PREEMPTED" => Some((TaskStatus::Cancelled, slurm_error(s))),
+        "OUT_OF_MEMORY" | "NODE_FAIL" => Some((TaskStatus::Failed, slurm_error(s))),
+        _ => None,
+    }
 }
 
 fn unknown_state() -> ElementState {
