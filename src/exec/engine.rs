@@ -437,7 +437,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::mpsc::{self, Sender};
     use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant, SystemTime};
+    use std::time::{Duration, Instant};
 
     use super::{Backend, Dispatch, Event, PoolEnd, StopReason, run};
     use crate::exec::dispenser::Dispenser;
@@ -479,24 +479,15 @@ mod tests {
                         };
                         self.running.fetch_sub(1, Ordering::SeqCst);
                         let outcome = TaskOutcome {
-                            task: work.task,
                             status,
                             exit_code: (status == TaskStatus::Failed).then_some(1),
-                            signal: None,
-                            attempt: work.attempt,
-                            tries: work.tries + 1,
-                            started_at: SystemTime::now(),
-                            finished_at: SystemTime::now(),
-                            duration: Duration::ZERO,
-                            terminated_at: None,
-                            has_output: false,
-                            stdout_bytes: 0,
-                            stdout_sha256: None,
-                            stderr_bytes: 0,
-                            stderr_tail: String::new(),
-                            leaked: 0,
-                            slurm_job_id: None,
                             error: None,
+                            ..TaskOutcome::not_started(
+                                work.task,
+                                work.attempt,
+                                work.tries + 1,
+                                String::new(),
+                            )
                         };
                         let failed = status != TaskStatus::Succeeded;
                         if failed {
