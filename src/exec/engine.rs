@@ -5,7 +5,7 @@
 //! committed it.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
 use signal_hook::consts::{SIGCONT, SIGTSTP};
@@ -105,6 +105,15 @@ pub trait Backend: Sync {
     fn resume(&self);
     /// How many attempts are running.
     fn running(&self) -> usize;
+}
+
+/// The engine's channel, with `signals` forwarded into it: the sender for the backend, the
+/// receiver for `run`, and the signals that came before (for `run`'s `early`).
+pub fn channel(signals: &crate::exec::SignalWatch) -> (Sender<Event>, Receiver<Event>, Vec<i32>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let events = tx.clone();
+    let early = signals.forward(Box::new(move |s| events.send(Event::Signal(s)).is_ok()));
+    (tx, rx, early)
 }
 
 /// Runs `tasks` on `backend`: the engine reads the backend's events (and the signals forwarded

@@ -181,9 +181,11 @@ impl Observer for Progress {
         if self.quiet {
             return;
         }
-        let label =
-            crate::report::render::clean(&crate::report::TaskRecord::not_run(&o.task).label(40));
         if logged <= MAX_FAILURE_LINES {
+            // Only for the lines printed: past the cap a failure costs nothing here.
+            let label = crate::report::render::clean(
+                &crate::report::TaskRecord::not_run(&o.task).label(40),
+            );
             self.say(&format!(
                 "poolrun: task {id} ({label}) {}: {error}",
                 o.status.as_str().replace('_', " ")

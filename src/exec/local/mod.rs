@@ -3,7 +3,6 @@
 //! thread runs the engine (`exec::engine`), which receives every start, outcome and signal.
 
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::Instant;
 
 mod attempt;
@@ -78,9 +77,7 @@ impl LocalPool<'_> {
             .build()
             .map_err(ExecError::ThreadPool)?;
         unix::become_subreaper();
-        let (tx, rx) = mpsc::channel();
-        let events = tx.clone();
-        let early = signals.forward(Box::new(move |s| events.send(Event::Signal(s)).is_ok()));
+        let (tx, rx, early) = engine::channel(signals);
         let ctx = Context {
             tasks_dir: self.tasks_dir,
             timeout: job.pool.timeout,

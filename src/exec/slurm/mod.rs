@@ -10,7 +10,7 @@ pub mod outcome;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -118,9 +118,7 @@ impl SlurmPool<'_> {
         sink: &mut S,
         signals: &SignalWatch,
     ) -> Result<PoolEnd<S::Error>, ExecError> {
-        let (tx, rx) = mpsc::channel();
-        let events = tx.clone();
-        let early = signals.forward(Box::new(move |s| events.send(Event::Signal(s)).is_ok()));
+        let (tx, rx, early) = engine::channel(signals);
         let backend = SlurmBackend {
             plan,
             events: tx,
