@@ -25,15 +25,7 @@ fn flaky() -> Job {
 
 /// `poolrun report <args>` in the job's directory.
 fn report(job: &Job, args: &[&str]) -> crate::support::Run {
-    let child = poolrun()
-        .current_dir(job.dir.path())
-        .arg("report")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    crate::support::finish(child)
+    job.poolrun(&[&["report"], args].concat(), &[])
 }
 
 #[test]
@@ -321,23 +313,21 @@ fn run_output_ordered_streams_in_task_order_and_completed_as_tasks_finish() {
         "command = \"if [ {{item}} = 0 ]; then while [ ! -e go ]; do sleep 0.01; done; fi; echo task {{item}}; printf 'no newline'\"\n{}",
         range(4, 4)
     ));
-    let touch = std::thread::spawn({
+    // Lets task 0 go once the engine has seen the other three finish (their records are in
+    // the journal of the run in `runs/<name>`).
+    let release = |name: &str| {
+        let journal = job.file(&format!("runs/{name}/journal.jsonl"));
         let go = job.file("go");
-        let three = job.dir.path().to_owned();
-        move || {
+        std::thread::spawn(move || {
             wait_for(Duration::from_secs(20), "tasks 1-3 to finish", || {
-                let dir = std::fs::read_dir(three.join("runs/job")).ok()?;
-                let run = dir
-                    .flatten()
-                    .find(|e| e.file_type().is_ok_and(|t| t.is_dir()))?;
-                let n = std::fs::read_dir(run.path().join("tasks")).ok()?.count();
-                (n >= 3).then_some(())
+                let text = std::fs::read_to_string(&journal).ok()?;
+                (text.matches("\"event\":\"finished\"").count() >= 3).then_some(())
             });
-            std::thread::sleep(Duration::from_millis(100));
             std::fs::write(go, "").unwrap();
-        }
-    });
-    let ordered = job.run(&["--output", "ordered"]);
+        })
+    };
+    let touch = release("ordered");
+    let ordered = job.run(&["--output", "ordered", "--run-dir", "runs/ordered"]);
     touch.join().unwrap();
     assert_eq!(ordered.code, 0, "{}", ordered.stderr);
     let expected: String = (0..4).map(|i| format!("task {i}\nno newline")).collect();
@@ -347,15 +337,17 @@ fn run_output_ordered_streams_in_task_order_and_completed_as_tasks_finish() {
         .map(|i| format!("{i}\ttask {i}\n{i}\tno newline\n"))
         .collect();
     assert_eq!(tagged.stdout, expected);
-    // Completed: task 0 (waiting on `go`, which exists now... so make it wait again).
+    // Completed: task 0 waits for `go` again, so it finishes last.
     std::fs::remove_file(job.file("go")).unwrap();
-    let go = job.file("go");
-    let release = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(800));
-        std::fs::write(go, "").unwrap();
-    });
-    let completed = job.run(&["--output", "completed", "--tag"]);
-    release.join().unwrap();
+    let touch = release("completed");
+    let completed = job.run(&[
+        "--output",
+        "completed",
+        "--tag",
+        "--run-dir",
+        "runs/completed",
+    ]);
+    touch.join().unwrap();
     let firsts: Vec<&str> = completed
         .stdout
         .lines()

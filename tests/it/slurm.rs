@@ -54,16 +54,8 @@ macro_rules! need_slurm {
 }
 
 /// `poolrun <args>` in the job's directory against the cluster.
-fn poolrun_in(job: &Job, conf: &PathBuf, args: &[&str]) -> Run {
-    let child = poolrun()
-        .current_dir(job.dir.path())
-        .env("SLURM_CONF", conf)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    crate::support::finish(child)
+fn poolrun_in(job: &Job, conf: &std::path::Path, args: &[&str]) -> Run {
+    job.poolrun(args, &[("SLURM_CONF", conf)])
 }
 
 fn squeue(conf: &PathBuf, args: &[&str]) -> String {

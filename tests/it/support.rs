@@ -100,6 +100,20 @@ impl Job {
         finish(child)
     }
 
+    /// `poolrun <args>` in the job's directory, with `env` added to its environment.
+    pub fn poolrun(&self, args: &[&str], env: &[(&str, &Path)]) -> Run {
+        let mut command = poolrun();
+        command
+            .current_dir(self.dir.path())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        finish(command.spawn().expect("run poolrun"))
+    }
+
     /// `poolrun run job.toml <args>`.
     pub fn run(&self, args: &[&str]) -> Run {
         self.cmd("run", args)
