@@ -256,21 +256,19 @@ pub struct RunArgs {
 }
 
 /// The schemas `poolrun schema` prints.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SchemaKind {
     /// The job file.
     Job,
     /// report.json.
     Report,
+    /// Each line of journal.jsonl.
+    Journal,
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s) {
-        Ok(d) if d.is_zero() => Err("expected a duration above zero, found 0".to_owned()),
-        Ok(d) if d > crate::job::file::MAX_DURATION => {
-            Err("expected a duration of at most 10 years".to_owned())
-        }
-        Ok(d) => Ok(d),
-        Err(e) => Err(format!("expected a duration such as 30s or 1m 30s: {e}")),
+    match crate::job::duration::parse(s)? {
+        d if d.is_zero() => Err("expected a duration above zero, found 0".to_owned()),
+        d => Ok(d),
     }
 }

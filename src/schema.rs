@@ -1,20 +1,34 @@
-//! The JSON Schemas of the job file and the report, generated from their types.
+//! The JSON Schemas of the job file, the report and the journal, generated from their types.
+//!
+//! The types say what each key holds (`job::grammar` spells the strings); this module turns
+//! schemars' output into schemas every draft 2020-12 validator reads alike, ajv in strict mode
+//! and Taplo among them: each key's schema inline (so an editor shows the key's own text),
+//! no `null` (TOML has none), integer widths as `minimum`/`maximum` instead of schemars'
+//! own formats, and a choice of strings as one `enum`.
 
-use serde_json::Value;
+use std::cmp::Ordering;
+
+use serde_json::{Map, Value, json};
 
 use crate::cli::SchemaKind;
 
 /// The schema as pretty-printed JSON, exactly as committed under `schemas/`.
 pub fn render(which: SchemaKind) -> String {
-    let schema = match which {
-        SchemaKind::Job => {
-            let mut schema = schemars::schema_for!(crate::job::file::JobFile).to_value();
-            // TOML has no null: an optional key is one that may be left out, not set to null.
-            strip_null(&mut schema);
-            schema
-        }
-        SchemaKind::Report => schemars::schema_for!(crate::report::Report).to_value(),
-    };
+    let generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator();
+    let mut schema = match which {
+        SchemaKind::Job => generator.into_root_schema_for::<crate::job::file::JobFile>(),
+        SchemaKind::Report => generator.into_root_schema_for::<crate::report::Report>(),
+        SchemaKind::Journal => generator.into_root_schema_for::<crate::report::journal::Record>(),
+    }
+    .to_value();
+    if which == SchemaKind::Job {
+        // TOML has no null: an optional key is one that may be left out, not set to null.
+        strip_null(&mut schema);
+    }
+    standard_formats(&mut schema);
+    enums(&mut schema);
     serde_json::to_string_pretty(&schema).expect("schemas serialize")
 }
 
@@ -35,7 +49,9 @@ fn strip_null(value: &mut Value) {
                         let only = options.remove(0);
                         map.remove(key);
                         if let Value::Object(inner) = only {
-                            map.extend(inner);
+                            for (k, v) in inner {
+                                map.entry(k).or_insert(v);
+                            }
                         }
                     }
                 }
@@ -43,6 +59,120 @@ fn strip_null(value: &mut Value) {
             map.values_mut().for_each(strip_null);
         }
         Value::Array(items) => items.iter_mut().for_each(strip_null),
+        _ => {}
+    }
+}
+
+/// Replaces schemars' integer formats (`uint32`, `int64`, ...), which no standard validator
+/// knows, with the bounds they stand for, and drops `double` and `float`.
+fn standard_formats(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(format)) = map.get("format")
+                && let Some(width) = Width::of(format)
+            {
+                map.remove("format");
+                if let Width::Integer(least, most) = width {
+                    tighten(map, "minimum", least, Ordering::Greater);
+                    tighten(map, "maximum", most, Ordering::Less);
+                }
+            }
+            map.values_mut().for_each(standard_formats);
+        }
+        Value::Array(items) => items.iter_mut().for_each(standard_formats),
+        _ => {}
+    }
+}
+
+/// What a schemars format stands for.
+enum Width {
+    /// A float: no bound.
+    Float,
+    /// An integer of these bounds.
+    Integer(i128, i128),
+}
+
+impl Width {
+    /// `None` for a standard format, which stays.
+    fn of(format: &str) -> Option<Self> {
+        let bits = |n: &str| n.parse::<u32>().ok();
+        Some(match format {
+            "double" | "float" => Self::Float,
+            "uint" => Self::Integer(0, i128::from(u64::MAX)),
+            "int" => Self::Integer(i128::from(i64::MIN), i128::from(i64::MAX)),
+            _ => {
+                if let Some(n) = format.strip_prefix("uint").and_then(bits) {
+                    Self::Integer(0, (1i128 << n) - 1)
+                } else if let Some(n) = format.strip_prefix("int").and_then(bits) {
+                    Self::Integer(-(1i128 << (n - 1)), (1i128 << (n - 1)) - 1)
+                } else {
+                    return None;
+                }
+            }
+        })
+    }
+}
+
+/// Sets `map[key]` to `bound`, unless the schema already has a bound there that is tighter
+/// (compares as `tighter` against it).
+fn tighten(map: &mut Map<String, Value>, key: &str, bound: i128, tighter: Ordering) {
+    let old = map.get(key).and_then(|v| {
+        v.as_i64()
+            .map(i128::from)
+            .or_else(|| v.as_u64().map(i128::from))
+    });
+    if old.is_some_and(|old| old.cmp(&bound) == tighter) {
+        return;
+    }
+    map.insert(key.to_owned(), integer(bound));
+}
+
+fn integer(n: i128) -> Value {
+    match (i64::try_from(n), u64::try_from(n)) {
+        (Ok(n), _) => json!(n),
+        (_, Ok(n)) => json!(n),
+        _ => unreachable!("64-bit bounds"),
+    }
+}
+
+/// A `oneOf` whose every choice is one documented string becomes one `enum`, with the
+/// choices' descriptions listed in the key's own: a validator then says which strings are
+/// allowed, and an editor offers them.
+fn enums(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let choices = match map.get("oneOf") {
+                Some(Value::Array(options)) => options
+                    .iter()
+                    .map(|o| {
+                        let text = o.get("const")?.as_str()?;
+                        let about = o.get("description").and_then(Value::as_str);
+                        Some((text.to_owned(), about.map(str::to_owned)))
+                    })
+                    .collect::<Option<Vec<_>>>(),
+                _ => None,
+            };
+            if let Some(choices) = choices {
+                map.remove("oneOf");
+                let listed: Vec<String> = choices
+                    .iter()
+                    .map(|(text, about)| match about {
+                        Some(about) => format!("- `\"{text}\"`: {about}"),
+                        None => format!("- `\"{text}\"`"),
+                    })
+                    .collect();
+                let description = match map.get("description").and_then(Value::as_str) {
+                    Some(own) => format!("{own}\n\n{}", listed.join("\n")),
+                    None => listed.join("\n"),
+                };
+                map.insert("description".into(), description.into());
+                map.insert("type".into(), "string".into());
+                let names: Vec<Value> = choices.into_iter().map(|(t, _)| t.into()).collect();
+                map.insert("enum".into(), names.into());
+            }
+            map.values_mut().for_each(enums);
+        }
+        Value::Array(items) => items.iter_mut().for_each(enums),
         _ => {}
     }
 }
@@ -56,5 +186,38 @@ mod tests {
         let mut v = json!({"a": {"type": ["string", "null"]}, "b": {"anyOf": [{"$ref": "#/x"}, {"type": "null"}]}});
         super::strip_null(&mut v);
         assert_eq!(v, json!({"a": {"type": "string"}, "b": {"$ref": "#/x"}}));
+    }
+
+    #[test]
+    fn integer_formats_become_bounds() {
+        let mut v = json!({
+            "a": {"type": "integer", "format": "uint32"},
+            "b": {"type": "integer", "format": "int64", "minimum": 1},
+            "c": {"type": "number", "format": "double"},
+            "d": {"type": "string", "format": "date-time"},
+        });
+        super::standard_formats(&mut v);
+        assert_eq!(
+            v,
+            json!({
+                "a": {"type": "integer", "minimum": 0, "maximum": 4_294_967_295_u32},
+                "b": {"type": "integer", "minimum": 1, "maximum": i64::MAX},
+                "c": {"type": "number"},
+                "d": {"type": "string", "format": "date-time"},
+            })
+        );
+    }
+
+    #[test]
+    fn documented_strings_become_one_enum() {
+        let mut v = json!({"description": "Mode.", "oneOf": [
+            {"const": "soon", "type": "string", "description": "Later."},
+            {"const": "now", "type": "string"},
+        ]});
+        super::enums(&mut v);
+        assert_eq!(
+            v,
+            json!({"description": "Mode.\n\n- `\"soon\"`: Later.\n- `\"now\"`", "type": "string", "enum": ["soon", "now"]})
+        );
     }
 }

@@ -7,56 +7,85 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use std::borrow::Cow;
+
+use schemars::{Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde_json::json;
+
 use crate::job::duration::DurationValue;
 pub use crate::job::duration::MAX_DURATION;
+use crate::job::grammar;
 use crate::job::policy::{HaltMode, HaltSpec, Overlap, RetryDelaySpec, RetryOnItem};
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use crate::job::template::Placeholder;
 
 /// A job file, key for key.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-#[schemars(title = "poolrun job file")]
+#[schemars(title = "poolrun job file", transform = job_rules)]
 pub struct JobFile {
-    /// The job's name, `[A-Za-z0-9._-]+`; default: the job file's stem.
+    /// The job's name: letters, digits, `.`, `_` and `-`. It names the run folders
+    /// (`runs/NAME/`) and the lock. Default: the job file's name without `.toml`.
+    #[schemars(pattern(grammar::NAME.pattern()), extend("examples" = ["nightly-resize"]))]
     pub name: Option<String>,
-    /// What the job does, for people.
+    /// What the job does, for people; shown by `poolrun plan` and kept in the report.
     pub description: Option<String>,
-    /// A string run by `/bin/sh -c` with every placeholder value shell-quoted, or an array run
-    /// directly with each placeholder expanded inside its own argument.
+    /// What each task runs. A string is run by `/bin/sh -c` with every placeholder value
+    /// shell-quoted (`"convert {item} out/{item}.png"`); an array is run directly, each
+    /// placeholder expanded inside its own argument (`["convert", "{item}", "out/{item}.png"]`).
+    /// Placeholders: `{item}`, `{items}`, `{start}`, `{end}`, `{last}`, `{count}`, `{id}`,
+    /// `{seed}`, `{name}`, `{run-id}` and the matrix's parameters.
     pub command: CommandSpec,
-    /// The tasks' working directory, relative to the job file's folder; default: that folder.
+    /// The tasks' working directory, relative to the job file's folder; may hold placeholders.
+    /// Default: the job file's folder.
+    #[schemars(pattern(grammar::NO_NUL.pattern()), extend("examples" = ["data"]))]
     pub cwd: Option<String>,
     /// Variables added to the inherited environment; values may hold placeholders.
     #[serde(default)]
+    #[schemars(
+        extend("propertyNames" = {"type": "string", "pattern": grammar::VARIABLE.pattern()}),
+        extend("additionalProperties" = {"type": "string", "pattern": grammar::NO_NUL.pattern()}),
+        extend("examples" = [{"OMP_NUM_THREADS": "1", "INPUT": "{item}"}])
+    )]
     pub env: BTreeMap<String, String>,
     /// Start tasks from an empty environment (plus `env-pass`, `env` and the `POOLRUN_*`
-    /// variables) instead of poolrun's own; default false.
+    /// variables) instead of poolrun's own. Default: false.
+    #[schemars(extend("default" = false))]
     pub env_clear: Option<bool>,
-    /// With `env-clear`: the variables passed on from poolrun's environment, e.g. `["PATH", "HOME"]`.
+    /// With `env-clear = true`: the variables passed on from poolrun's environment.
+    #[schemars(
+        inner(pattern(grammar::VARIABLE.pattern())),
+        extend("examples" = [["PATH", "HOME"]])
+    )]
     pub env_pass: Option<Vec<String>>,
     /// Integers to run over, cut into chunks: one task per chunk. A job has at most one item
     /// source: `[range]`, `[values]`, `[lines]` or `[glob]`.
     pub range: Option<RangeFile>,
-    /// Strings and numbers to run over, in order.
+    /// Strings and numbers to run over, in order, cut into chunks.
     pub values: Option<ValuesFile>,
-    /// One item per line of a file (or of stdin, `"-"`).
+    /// One item per line of a file (or of stdin, `"-"`), cut into chunks.
     pub lines: Option<LinesFile>,
-    /// The files matching a pattern, sorted byte-wise.
+    /// The files matching a pattern, sorted byte-wise, cut into chunks.
     pub glob: Option<GlobFile>,
     /// Parameters: every combination of their values runs every chunk of the source, like a CI
-    /// matrix, with `include` and `exclude` as GitHub Actions defines them.
+    /// matrix, with `include` and `exclude` as GitHub Actions defines them. The first key is
+    /// the outermost loop.
     pub matrix: Option<MatrixFile>,
     /// The base of every task's `{seed}`, which is derived from it and the task's items and
-    /// parameters.
-    #[schemars(range(min = 0))]
+    /// parameters. Default: none (then `{seed}` is an error).
+    #[schemars(range(min = 0), extend("examples" = [42]))]
     pub seed: Option<i64>,
     /// Environment variables whose values go into the report's provenance (no other value ever
     /// does).
+    #[schemars(
+        inner(pattern(grammar::VARIABLE.pattern())),
+        extend("examples" = [["CUDA_VISIBLE_DEVICES"]])
+    )]
     pub record_env: Option<Vec<String>>,
-    /// How tasks run.
+    /// How tasks run: how many at once, time limits, retries, halting.
     #[serde(default)]
     pub pool: PoolFile,
-    /// Where the run directory goes.
+    /// Where the run directory goes, and how many runs are kept.
     #[serde(default)]
     pub report: ReportFile,
     /// Run the tasks as Slurm job arrays instead of on this machine (`--backend local` runs
@@ -64,18 +93,58 @@ pub struct JobFile {
     pub slurm: Option<SlurmFile>,
 }
 
+/// The item sources: a job has at most one of them.
+pub const SOURCES: [&str; 4] = ["range", "values", "lines", "glob"];
+
+/// The rules across keys of the job file that a schema can state: at most one item source,
+/// something to run over, `env-pass` only with `env-clear = true`.
+fn job_rules(schema: &mut schemars::Schema) {
+    let mut rules: Vec<serde_json::Value> = SOURCES
+        .iter()
+        .map(|source| {
+            let others: serde_json::Map<String, serde_json::Value> = SOURCES
+                .iter()
+                .filter(|other| other != &source)
+                .map(|other| ((*other).to_owned(), serde_json::Value::Bool(false)))
+                .collect();
+            json!({
+                "if": {"properties": {*source: true}, "required": [source]},
+                "then": {"properties": others},
+            })
+        })
+        .collect();
+    rules.push(json!({
+        "if": {"properties": {"env-pass": true}, "required": ["env-pass"]},
+        "then": {
+            "properties": {"env-clear": {"const": true}},
+            "required": ["env-clear"],
+        },
+    }));
+    schema.insert("allOf".into(), rules.into());
+    let something: Vec<serde_json::Value> = SOURCES
+        .iter()
+        .chain(&["matrix"])
+        .map(|key| json!({"properties": {*key: true}, "required": [key]}))
+        .collect();
+    schema.insert("anyOf".into(), something.into());
+}
+
 /// `[range]`: half-open like Python's `range(start, end, step)`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RangeFile {
     /// The first item.
+    #[schemars(extend("examples" = [0]))]
     pub start: i64,
-    /// The end, exclusive.
+    /// The end, exclusive: the last item is the last one before it.
+    #[schemars(extend("examples" = [100]))]
     pub end: i64,
-    /// The distance between items; negative counts down (then `start > end`); default 1.
+    /// The distance between items, not 0; a negative step counts down (then `start > end`).
+    /// Default: 1.
+    #[schemars(extend("not" = {"const": 0}, "default" = 1, "examples" = [10, -1]))]
     pub step: Option<i64>,
-    /// Items per task; default 1.
-    #[schemars(range(min = 1))]
+    /// Items per task. Default: 1.
+    #[schemars(range(min = 1), extend("default" = 1, "examples" = [100]))]
     pub chunk_size: Option<i64>,
 }
 
@@ -83,11 +152,11 @@ pub struct RangeFile {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ValuesFile {
-    /// Strings and numbers; each is one item.
-    #[schemars(with = "Vec<Scalar>")]
+    /// Strings, numbers and booleans; each is one item, on one line.
+    #[schemars(with = "Vec<Item>", extend("examples" = [["small", "medium", "large"]]))]
     pub items: Vec<toml::Value>,
-    /// Items per task; default 1.
-    #[schemars(range(min = 1))]
+    /// Items per task. Default: 1.
+    #[schemars(range(min = 1), extend("default" = 1, "examples" = [10]))]
     pub chunk_size: Option<i64>,
 }
 
@@ -97,9 +166,10 @@ pub struct ValuesFile {
 pub struct LinesFile {
     /// The file, relative to the job file's folder, or `"-"` for stdin. `\n` or `\r\n` ends a
     /// line; empty lines are skipped.
+    #[schemars(pattern(grammar::NO_NUL.pattern()), extend("examples" = ["inputs.txt", "-"]))]
     pub file: String,
-    /// Items per task; default 1.
-    #[schemars(range(min = 1))]
+    /// Items per task. Default: 1.
+    #[schemars(range(min = 1), extend("default" = 1, "examples" = [10]))]
     pub chunk_size: Option<i64>,
 }
 
@@ -109,98 +179,196 @@ pub struct LinesFile {
 pub struct GlobFile {
     /// A pattern such as `data/**/*.csv`, relative to the tasks' working directory; `*` and `?`
     /// do not match `/` or a leading `.`. Matching nothing is an error.
-    #[schemars(length(min = 1))]
+    #[schemars(
+        length(min = 1),
+        pattern(grammar::NO_NUL.pattern()),
+        extend("examples" = ["data/**/*.csv"])
+    )]
     pub pattern: String,
-    /// Items per task; default 1.
-    #[schemars(range(min = 1))]
+    /// Items per task. Default: 1.
+    #[schemars(range(min = 1), extend("default" = 1, "examples" = [10]))]
     pub chunk_size: Option<i64>,
 }
 
 /// `[matrix]`: each key a parameter with its values; `include` and `exclude` as GitHub Actions.
 /// Checked key by key in `job::load`, which keeps the keys' order (the first is outermost).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(transparent)]
-pub struct MatrixFile(#[schemars(with = "MatrixSchema")] pub toml::Table);
+pub struct MatrixFile(pub toml::Table);
 
-/// The shape of `[matrix]`, for the schema.
-#[derive(JsonSchema)]
-#[allow(dead_code, reason = "only describes the schema")]
-struct MatrixSchema {
-    /// Combinations to extend, or to add when they match none.
-    include: Option<Vec<BTreeMap<String, Scalar>>>,
-    /// Combinations to remove: each entry removes every combination it matches.
-    exclude: Option<Vec<BTreeMap<String, Scalar>>>,
-    /// Each parameter's values.
-    #[serde(flatten)]
-    params: BTreeMap<String, Vec<Scalar>>,
+impl JsonSchema for MatrixFile {
+    fn schema_name() -> Cow<'static, str> {
+        "Matrix".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let builtins: Vec<&str> = Placeholder::ALL
+            .iter()
+            .filter_map(|p| p.builtin_name())
+            .collect();
+        let name = json!({
+            "type": "string",
+            "pattern": grammar::PARAMETER.pattern(),
+            "not": {"enum": builtins},
+        });
+        let value = Param::value_schema();
+        let entries = |description: &str| {
+            json!({
+                "description": description,
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "propertyNames": name,
+                    "additionalProperties": value,
+                },
+                "examples": [[{"lr": 0.1, "batch": 64}]],
+            })
+        };
+        json_schema!({
+            "type": "object",
+            "properties": {
+                "include": entries("Combinations to extend, or to add when they match none: each \
+                    entry adds its values to every combination whose values it agrees with."),
+                "exclude": entries("Combinations to remove: each entry removes every combination \
+                    it matches."),
+            },
+            "propertyNames": name,
+            "additionalProperties": {
+                "type": "array",
+                "minItems": 1,
+                "items": value,
+                "description": "A parameter and the values it takes; `{name}` in a command is \
+                    its value, and `POOLRUN_PARAM_NAME` too.",
+            },
+            "examples": [{"lr": [0.1, 0.01], "model": ["small", "large"]}],
+        })
+    }
 }
 
-/// A string, number or boolean: an item or a parameter value.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code, reason = "only describes the schema")]
-enum Scalar {
-    /// Text.
-    String(String),
-    /// An integer.
-    Integer(i64),
-    /// A float.
-    Float(f64),
-    /// true or false.
-    Boolean(bool),
+/// An item of `[values]`: a string on one line, a number or a boolean.
+struct Item;
+
+impl JsonSchema for Item {
+    fn schema_name() -> Cow<'static, str> {
+        "Item".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        scalar(grammar::ITEM.pattern())
+    }
+}
+
+/// A matrix parameter's value: a string, a number or a boolean.
+struct Param;
+
+impl Param {
+    fn value_schema() -> Schema {
+        scalar(grammar::NO_NUL.pattern())
+    }
+}
+
+/// A string spelled as `pattern` says, a number or a boolean.
+fn scalar(pattern: &str) -> Schema {
+    json_schema!({
+        "if": {"type": "string"},
+        "then": {"type": "string", "pattern": pattern},
+        "else": {"anyOf": [{"type": "number"}, {"type": "boolean"}]},
+    })
 }
 
 /// `[pool]`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PoolFile {
-    /// How many tasks run at once: an integer >= 1, "auto" (the available CPUs, the default) or
-    /// "N%" of the available CPUs.
+    /// How many tasks run at once: an integer from 1 to 4096, `"auto"` (the available CPUs)
+    /// or `"N%"` of the available CPUs. Default: `"auto"`.
+    #[schemars(extend("default" = "auto", "examples" = [4, "50%"]))]
     pub processes: Option<Processes>,
-    /// The longest one attempt of a task may run, e.g. "30s"; default: no limit.
+    /// The longest one attempt of a task may run; past it, the task's process group gets
+    /// SIGTERM, then SIGKILL after `grace-period`. Default: no limit.
+    #[serde(default)]
+    #[schemars(
+        schema_with = "positive_duration",
+        extend("examples" = ["30s", "1m 30s", "2h"])
+    )]
     pub timeout: Option<DurationValue>,
-    /// After a timeout, how long the task's process group has between SIGTERM and SIGKILL;
-    /// default "5s".
+    /// After a timeout or a stop, how long the task's process group has between SIGTERM and
+    /// SIGKILL. Default: `"5s"`.
+    #[serde(default)]
+    #[schemars(
+        schema_with = "duration",
+        extend("default" = "5s", "examples" = ["10s"])
+    )]
     pub grace_period: Option<DurationValue>,
-    /// Attempts after the first for a task whose attempt failed; default 0.
-    #[schemars(range(min = 0))]
+    /// Attempts after the first for a task whose attempt failed, from 0 to 1000. Default: 0.
+    #[schemars(range(min = 0, max = grammar::MAX_RETRIES), extend("default" = 0, "examples" = [2]))]
     pub retries: Option<i64>,
-    /// The wait before a retry: "2s", or { initial = "1s", factor = 2, max = "1m", jitter = "20%" };
-    /// default none.
+    /// The wait before a retry: a duration such as `"2s"`, or a growing one:
+    /// `{ initial = "1s", factor = 2, max = "1m", jitter = "20%" }`. Default: none.
+    #[schemars(extend("examples" = ["2s", {"initial": "1s", "factor": 2, "max": "1m"}]))]
     pub retry_delay: Option<RetryDelaySpec>,
-    /// Which attempts are retried: `"failed"`, `"timed_out"`, `"spawn_failed"` and exit codes;
-    /// default `["failed", "timed_out"]`.
+    /// Which failed attempts are retried: `"failed"` (any), `"timed_out"`, `"spawn_failed"`
+    /// and exit codes from 0 to 255. Default: `["failed", "timed_out"]`.
+    #[schemars(extend("default" = ["failed", "timed_out"], "examples" = [["timed_out", 75]]))]
     pub retry_on: Option<Vec<RetryOnItem>>,
-    /// When to stop starting tasks: "never" (default), "first-failure", { max-failures = N } or
-    /// { max-failure-rate = "10%", after = N }.
+    /// When to stop starting tasks: `"never"`, `"first-failure"`, `{ max-failures = N }` or
+    /// `{ max-failure-rate = "10%", after = N }`. Default: `"never"`.
+    #[schemars(extend("default" = "never", "examples" = ["first-failure", {"max-failures": 3}]))]
     pub halt: Option<HaltSpec>,
-    /// On a halt, "soon" (default) lets running tasks finish; "now" stops them.
+    /// On a halt: `"soon"` lets running tasks finish, `"now"` stops them. Default: `"soon"`.
+    #[schemars(extend("default" = "soon"))]
     pub halt_mode: Option<HaltMode>,
-    /// When another run of this job holds its lock: "skip" (default) exits 75, "wait" waits.
+    /// When another run of this job holds its lock: `"skip"` exits 75 at once, `"wait"` waits
+    /// for it (counting against `deadline`). Default: `"skip"`.
+    #[schemars(extend("default" = "skip"))]
     pub overlap: Option<Overlap>,
-    /// The whole run's time limit, e.g. "2h"; past it, running tasks are stopped and the run is
-    /// halted. Default: none.
+    /// The whole run's time limit; past it, running tasks are stopped and the run is halted.
+    /// Default: none.
+    #[serde(default)]
+    #[schemars(
+        schema_with = "positive_duration",
+        extend("examples" = ["2h", "30m"])
+    )]
     pub deadline: Option<DurationValue>,
-    /// Each process of a task may map at most this much memory (`RLIMIT_AS`): "512MiB", "2GiB";
-    /// default: no limit.
-    #[schemars(pattern(r"^[0-9]+\s*([KMGT]i?B|B)?$"))]
+    /// Each process of a task may map at most this much memory (`RLIMIT_AS`), at least 1 MiB:
+    /// a number of bytes, or one with a unit, `KiB` to `TiB` (powers of 1024) or `KB` to `TB`
+    /// (powers of 1000). Default: no limit.
+    #[schemars(
+        pattern(grammar::MEMORY_SIZE.pattern()),
+        extend("examples" = ["512MiB", "2GiB"])
+    )]
     pub memory_limit: Option<String>,
     /// A task may have at most this many processes at once (a pids cgroup where poolrun can
-    /// make one, else `RLIMIT_NPROC`); default: no limit.
-    #[schemars(range(min = 1))]
+    /// make one, else `RLIMIT_NPROC`). Default: no limit.
+    #[schemars(range(min = 1, max = u32::MAX), extend("examples" = [64]))]
     pub max_processes: Option<i64>,
+}
+
+/// The schema of a duration.
+fn duration(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "pattern": grammar::DURATION.pattern()})
+}
+
+/// The schema of a duration above zero.
+fn positive_duration(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "pattern": grammar::POSITIVE_DURATION.pattern()})
 }
 
 /// `[report]`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ReportFile {
-    /// The run directory, relative to the job file's folder; may use `{name}` and `{run-id}`;
-    /// default "runs/{name}/{run-id}".
+    /// The run directory, relative to the job file's folder; may use `{name}` and `{run-id}`.
+    /// Default: `"runs/{name}/{run-id}"`.
+    #[schemars(
+        pattern(grammar::NO_NUL.pattern()),
+        extend("default" = "runs/{name}/{run-id}", "examples" = ["/scratch/runs/{name}/{run-id}"])
+    )]
     pub dir: Option<String>,
     /// After each run, remove the oldest runs of the job beside it so that this many remain
-    /// (the new one among them); default: keep every run.
-    #[schemars(range(min = 1))]
+    /// (the new one among them), from 1 to 1000000. Default: keep every run.
+    #[schemars(range(min = 1, max = grammar::MAX_KEEP), extend("examples" = [30]))]
     pub keep: Option<i64>,
 }
 
@@ -208,24 +376,49 @@ pub struct ReportFile {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SlurmFile {
-    /// `sbatch --partition`; default: the cluster's default partition.
+    /// `sbatch --partition`. Default: the cluster's default partition.
+    #[schemars(pattern(grammar::SLURM_NAME.pattern()), extend("examples" = ["batch"]))]
     pub partition: Option<String>,
-    /// `sbatch --account`.
+    /// `sbatch --account`. Default: the user's default account.
+    #[schemars(pattern(grammar::SLURM_NAME.pattern()))]
     pub account: Option<String>,
-    /// `sbatch --qos`.
+    /// `sbatch --qos`. Default: the account's default QOS.
+    #[schemars(pattern(grammar::SLURM_NAME.pattern()))]
     pub qos: Option<String>,
-    /// More `sbatch` arguments, one per element, e.g. `["--mem=2G", "--cpus-per-task=2"]`.
+    /// More `sbatch` options, each starting with `-`, applied to every element.
+    #[schemars(
+        inner(pattern(grammar::SBATCH_OPTION.pattern())),
+        extend("examples" = [["--mem=2G", "--cpus-per-task=2"]])
+    )]
     pub extra_args: Option<Vec<String>>,
 }
 
 /// `command`: a shell string or an argv array.
-#[derive(Debug, Clone, JsonSchema)]
-#[schemars(untagged)]
+#[derive(Debug, Clone)]
 pub enum CommandSpec {
     /// Run by `/bin/sh -c`.
     Shell(String),
     /// Executed directly; the first element is the program.
     Argv(Vec<String>),
+}
+
+impl JsonSchema for CommandSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "Command".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "if": {"type": "string"},
+            "then": {"type": "string", "pattern": grammar::SHELL_COMMAND.pattern()},
+            "else": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "pattern": grammar::NO_NUL.pattern()},
+            },
+            "examples": ["gzip -k {item}", ["python3", "train.py", "--lr", "{lr}"]],
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for CommandSpec {
@@ -252,13 +445,26 @@ impl<'de> Deserialize<'de> for CommandSpec {
 }
 
 /// `processes` as written.
-#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
-#[schemars(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Processes {
     /// An explicit count, >= 1.
-    Count(#[schemars(range(min = 1))] u32),
+    Count(u32),
     /// `"auto"`, or `"N%"` of the available CPUs.
-    Named(#[schemars(pattern(r"^(auto|[1-9][0-9]*%)$"))] String),
+    Named(String),
+}
+
+impl JsonSchema for Processes {
+    fn schema_name() -> Cow<'static, str> {
+        "Processes".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "if": {"type": "integer"},
+            "then": {"type": "integer", "minimum": 1, "maximum": grammar::MAX_PROCESSES},
+            "else": {"type": "string", "pattern": grammar::PROCESSES.pattern()},
+        })
+    }
 }
 
 impl Processes {
@@ -289,7 +495,7 @@ impl Processes {
         };
         if let Some(pct) = s.strip_suffix('%') {
             return match number(pct) {
-                Some(n) if n <= MAX_PERCENT => Ok(Self::Named(s.to_owned())),
+                Some(n) if n <= grammar::MAX_PERCENT => Ok(Self::Named(s.to_owned())),
                 _ => Err(format!("expected {EXPECTED}, found \"{s}\"")),
             };
         }
@@ -298,9 +504,6 @@ impl Processes {
             .ok_or_else(|| format!("expected {EXPECTED}, found \"{s}\""))
     }
 }
-
-/// The largest `N%`: a hundred processes per CPU.
-const MAX_PERCENT: u32 = 10_000;
 
 impl fmt::Display for Processes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -13,6 +13,7 @@ use crate::job::chunk::ChunkValues;
 use crate::job::diagnostic::{self, Diagnostic, KeyPart};
 use crate::job::error::JobError;
 use crate::job::file::{CommandSpec, JobFile, Processes};
+use crate::job::grammar;
 use crate::job::overrides::{self, Sets};
 use crate::job::source::{Chunk, Items, Matrix, Source};
 use crate::job::suggest;
@@ -542,7 +543,7 @@ impl Validator {
             Some(n) => Some(
                 usize::try_from(n)
                     .ok()
-                    .filter(|&n| (1..=1_000_000).contains(&n))
+                    .filter(|&n| (1..=grammar::MAX_KEEP as usize).contains(&n))
                     .ok_or_else(|| {
                         self.error(
                             &["report", "keep"],
@@ -567,9 +568,10 @@ impl Validator {
                     ("account", &s.account),
                     ("qos", &s.qos),
                 ] {
-                    if value.as_deref().is_some_and(|v| {
-                        v.is_empty() || v.starts_with('-') || v.contains(char::is_whitespace)
-                    }) {
+                    if value
+                        .as_deref()
+                        .is_some_and(|v| !grammar::SLURM_NAME.is_match(v))
+                    {
                         return Err(self.error(
                             &["slurm", key],
                             None,
@@ -578,7 +580,10 @@ impl Validator {
                     }
                 }
                 let extra_args = s.extra_args.unwrap_or_default();
-                if let Some(bad) = extra_args.iter().find(|a| !a.starts_with('-')) {
+                if let Some(bad) = extra_args
+                    .iter()
+                    .find(|a| !grammar::SBATCH_OPTION.is_match(a))
+                {
                     return Err(self.error(
                         &["slurm", "extra-args"],
                         None,
@@ -597,12 +602,7 @@ impl Validator {
 
     fn name(&self, name: Option<&str>) -> Check<String> {
         // A name is a folder name in the run root: `.` and `..` would escape it.
-        let valid = |n: &str| {
-            !n.is_empty()
-                && n.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-                && !n.chars().all(|c| c == '.')
-        };
+        let valid = |n: &str| grammar::NAME.is_match(n);
         match name {
             Some(n) if valid(n) => Ok(n.to_owned()),
             Some(n) => Err(self.error(
@@ -637,11 +637,19 @@ impl Validator {
 
     fn command(&self, spec: &CommandSpec, params: &[String]) -> Check<Command> {
         match spec {
-            CommandSpec::Shell(script) if script.trim().is_empty() => Err(self.error(
-                &["command"],
-                None,
-                "expected a command, found an empty string".into(),
-            )),
+            CommandSpec::Shell(script)
+                if !script.contains('\0') && !grammar::SHELL_COMMAND.is_match(script) =>
+            {
+                Err(self.error(
+                    &["command"],
+                    None,
+                    if script.is_empty() {
+                        "expected a command, found an empty string".into()
+                    } else {
+                        "expected a command, found a blank string".into()
+                    },
+                ))
+            }
             CommandSpec::Shell(script) => {
                 let template = self.template(&["command"], script, params)?;
                 if let Some((at, len, glued)) = template.escaped_placeholder() {
@@ -704,7 +712,7 @@ impl Validator {
     ) -> Check<Vec<(String, Template)>> {
         env.iter()
             .map(|(name, value)| {
-                if name.is_empty() || name.contains(['=', '\0']) {
+                if !grammar::VARIABLE.is_match(name) {
                     return Err(self.error(&["env", name], None, format!("expected an environment variable name without `=` or NUL, found {name:?}")));
                 }
                 if value.contains('\0') {
@@ -718,7 +726,7 @@ impl Validator {
     fn env_pass(&self, file: &JobFile) -> Check<(bool, Vec<String>)> {
         let clear = file.env_clear.unwrap_or(false);
         let pass = file.env_pass.clone().unwrap_or_default();
-        if !clear && !pass.is_empty() {
+        if !clear && file.env_pass.is_some() {
             let help = "add `env-clear = true`; without it every variable is passed on".to_owned();
             let message = "`env-pass` only has a meaning with `env-clear = true`".to_owned();
             return Err(self
@@ -734,7 +742,7 @@ impl Validator {
         if let Some((i, bad)) = names
             .iter()
             .enumerate()
-            .find(|(_, n)| n.is_empty() || n.contains(['=', '\0']))
+            .find(|(_, n)| !grammar::VARIABLE.is_match(n))
         {
             let message =
                 format!("expected an environment variable name without `=` or NUL, found {bad:?}");

@@ -6,11 +6,9 @@ use std::time::Duration;
 use crate::job::Pool;
 use crate::job::diagnostic::Diagnostic;
 use crate::job::file::{JobFile, Processes};
+use crate::job::grammar::{self, MAX_PROCESSES, PERCENT, POSITIVE_PERCENT, parse_percent};
 use crate::job::load::{Check, DEFAULT_GRACE_PERIOD, Overrides, Validator};
-use crate::job::policy::{Backoff, Halt, HaltSpec, Retry, RetryDelaySpec, RetryOn, parse_percent};
-
-/// The most tasks that may run at once: each takes a worker thread and a process.
-pub const MAX_PROCESSES: usize = 4096;
+use crate::job::policy::{Backoff, Halt, HaltSpec, Retry, RetryDelaySpec, RetryOn};
 
 impl Validator {
     pub(super) fn pool(&self, file: &JobFile, overrides: &Overrides) -> Check<Pool> {
@@ -76,15 +74,13 @@ impl Validator {
 
     fn memory_limit(&self, text: Option<&str>) -> Check<Option<u64>> {
         let Some(text) = text else { return Ok(None) };
-        match parse_bytes(text) {
-            Some(bytes) if bytes >= 1 << 20 => Ok(Some(bytes)),
-            _ => {
-                let message = format!(
-                    "expected a size of at least 1MiB such as \"512MiB\" or \"2GiB\", found {text:?}"
-                );
-                Err(self.error(&["pool", "memory-limit"], None, message))
-            }
+        if let Some(bytes) = grammar::parse_memory_size(text) {
+            return Ok(Some(bytes));
         }
+        let message = format!(
+            "expected a size of at least 1MiB such as \"512MiB\" or \"2GiB\", found {text:?}"
+        );
+        Err(self.error(&["pool", "memory-limit"], None, message))
     }
 
     fn positive(&self, path: &[&str], d: Duration) -> Check<Duration> {
@@ -102,7 +98,7 @@ impl Validator {
             None => 0,
             Some(n) => u32::try_from(n)
                 .ok()
-                .filter(|&n| n <= 1000)
+                .filter(|&n| n <= grammar::MAX_RETRIES)
                 .ok_or_else(|| {
                     self.error(
                         &["pool", "retries"],
@@ -119,13 +115,14 @@ impl Validator {
             },
             Some(RetryDelaySpec::Exponential(e)) => {
                 let factor = e.factor.unwrap_or(2.0);
-                if !(1.0..=100.0).contains(&factor) {
+                let (least, most) = grammar::FACTOR;
+                if !(least..=most).contains(&factor) {
                     let message = format!("expected a factor from 1 to 100, found {factor}");
                     return Err(self.error(&["pool", "retry-delay", "factor"], None, message));
                 }
                 let jitter = match &e.jitter {
                     None => 0.0,
-                    Some(j) => parse_percent(j).ok_or_else(|| {
+                    Some(j) => parse_percent(&PERCENT, j).ok_or_else(|| {
                         let message = format!("expected a percentage from 0% to 100%, found {j:?}");
                         self.error(&["pool", "retry-delay", "jitter"], None, message)
                     })?,
@@ -172,7 +169,7 @@ impl Validator {
                         .with_help(Some(help.into()))
                     }),
                 (None, Some(rate), after) => {
-                    let rate = parse_percent(rate).filter(|&r| r > 0.0).ok_or_else(|| {
+                    let rate = parse_percent(&POSITIVE_PERCENT, rate).ok_or_else(|| {
                         let message = format!(
                             "expected a percentage above 0% and up to 100%, found {rate:?}"
                         );
@@ -217,43 +214,4 @@ fn nproc_limit() -> Option<u64> {
     let (soft, _) =
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC).ok()?;
     (soft != nix::sys::resource::RLIM_INFINITY).then_some(soft)
-}
-
-/// Parses "512MiB", "2GB", "1048576": a number and an optional unit, powers of 1024 for `KiB`
-/// to `TiB` and of 1000 for `KB` to `TB`.
-fn parse_bytes(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let scale: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KB" => 1000,
-        "MB" => 1000_u64.pow(2),
-        "GB" => 1000_u64.pow(3),
-        "TB" => 1000_u64.pow(4),
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "TiB" => 1 << 40,
-        _ => return None,
-    };
-    number.checked_mul(scale)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_bytes;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_bytes("512MiB"), Some(512 << 20));
-        assert_eq!(parse_bytes("2 GB"), Some(2_000_000_000));
-        assert_eq!(parse_bytes("1048576"), Some(1 << 20));
-        assert_eq!(parse_bytes("1.5GiB"), None);
-        assert_eq!(parse_bytes("99999999999TiB"), None);
-        assert_eq!(parse_bytes("lots"), None);
-    }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::job::file::{JobFile, MatrixFile};
+use crate::job::grammar;
 use crate::job::load::{Check, Overrides, PlacedTemplate, Validator};
 use crate::job::read_input;
 use crate::job::source::{
@@ -381,10 +382,7 @@ impl Validator {
                 .error(path, None, message)
                 .with_help(Some(help.replace("{key}", key))));
         }
-        let valid = !key.is_empty()
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let valid = grammar::PARAMETER.is_match(key);
         if !valid {
             let message = format!(
                 "a matrix key is a placeholder name of letters, digits, `_` and `-`, found {key:?}"

@@ -8,6 +8,7 @@ mod error;
 pub mod file;
 #[cfg(test)]
 mod fuzz;
+pub mod grammar;
 mod load;
 mod load_pool;
 mod load_source;

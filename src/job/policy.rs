@@ -8,11 +8,16 @@ use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor, value::MapAccessDeserializer};
 use serde::{Deserialize, Serialize};
 
+use std::borrow::Cow;
+
+use schemars::{Schema, SchemaGenerator, json_schema};
+use serde_json::json;
+
 use crate::job::duration::DurationValue;
+use crate::job::grammar;
 
 /// `retry-delay`: a fixed duration, or an exponential backoff.
-#[derive(Debug, Clone, PartialEq, JsonSchema)]
-#[schemars(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RetryDelaySpec {
     /// The same delay before every retry.
     Fixed(DurationValue),
@@ -20,20 +25,44 @@ pub enum RetryDelaySpec {
     Exponential(ExponentialSpec),
 }
 
+impl JsonSchema for RetryDelaySpec {
+    fn schema_name() -> Cow<'static, str> {
+        "RetryDelay".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let table = generator.subschema_for::<ExponentialSpec>();
+        json_schema!({
+            "if": {"type": "string"},
+            "then": {"type": "string", "pattern": grammar::DURATION.pattern()},
+            "else": table,
+        })
+    }
+}
+
 /// `retry-delay = { initial = "1s", factor = 2, max = "1m", jitter = "20%" }`.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ExponentialSpec {
     /// The delay before the first retry.
+    #[schemars(schema_with = "duration", extend("examples" = ["1s"]))]
     pub initial: DurationValue,
-    /// Each further retry waits this many times longer; default 2.
+    /// Each further retry waits this many times longer, from 1 to 100. Default: 2.
+    #[schemars(range(min = grammar::FACTOR.0, max = grammar::FACTOR.1), extend("default" = 2))]
     pub factor: Option<f64>,
-    /// The longest delay; default: none.
+    /// The longest delay. Default: none.
+    #[serde(default)]
+    #[schemars(schema_with = "duration", extend("examples" = ["1m"]))]
     pub max: Option<DurationValue>,
     /// Up to this share of each delay is taken off at random, so retries of many tasks spread
-    /// out: "20%"; default "0%".
-    #[schemars(pattern(r"^[0-9]+(\.[0-9]+)?%$"))]
+    /// out, from 0% to 100%. Default: `"0%"`.
+    #[schemars(pattern(grammar::PERCENT.pattern()), extend("default" = "0%", "examples" = ["20%"]))]
     pub jitter: Option<String>,
+}
+
+/// The schema of a duration.
+fn duration(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "pattern": grammar::DURATION.pattern()})
 }
 
 impl<'de> Deserialize<'de> for RetryDelaySpec {
@@ -58,13 +87,29 @@ impl<'de> Deserialize<'de> for RetryDelaySpec {
 }
 
 /// One entry of `retry-on`: an outcome name or an exit code.
-#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
-#[schemars(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetryOnItem {
     /// `"failed"`, `"timed_out"` or `"spawn_failed"`.
-    Outcome(#[schemars(pattern(r"^(failed|timed_out|spawn_failed)$"))] String),
+    Outcome(String),
     /// A failed attempt with this exit code.
     ExitCode(i32),
+}
+
+/// The outcomes `retry-on` may name.
+pub const RETRY_OUTCOMES: [&str; 3] = ["failed", "timed_out", "spawn_failed"];
+
+impl JsonSchema for RetryOnItem {
+    fn schema_name() -> Cow<'static, str> {
+        "RetryOn".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "if": {"type": "string"},
+            "then": {"type": "string", "enum": RETRY_OUTCOMES},
+            "else": {"type": "integer", "minimum": 0, "maximum": grammar::MAX_EXIT_CODE},
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for RetryOnItem {
@@ -85,7 +130,9 @@ impl<'de> Deserialize<'de> for RetryOnItem {
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
                 match i32::try_from(v) {
-                    Ok(code) if (0..=255).contains(&code) => Ok(RetryOnItem::ExitCode(code)),
+                    Ok(code) if (0..=i32::from(grammar::MAX_EXIT_CODE)).contains(&code) => {
+                        Ok(RetryOnItem::ExitCode(code))
+                    }
                     _ => Err(E::invalid_value(de::Unexpected::Signed(v), &self)),
                 }
             }
@@ -95,28 +142,59 @@ impl<'de> Deserialize<'de> for RetryOnItem {
 }
 
 /// `halt` as written: a name, or a table.
-#[derive(Debug, Clone, PartialEq, JsonSchema)]
-#[schemars(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum HaltSpec {
     /// `"never"` or `"first-failure"`.
-    Named(#[schemars(pattern(r"^(never|first-failure)$"))] String),
+    Named(String),
     /// `{ max-failures = N }` or `{ max-failure-rate = "10%", after = N }`.
     Table(HaltTable),
+}
+
+impl JsonSchema for HaltSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "Halt".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let table = generator.subschema_for::<HaltTable>();
+        json_schema!({
+            "if": {"type": "string"},
+            "then": {"type": "string", "enum": ["never", "first-failure"]},
+            "else": table,
+        })
+    }
 }
 
 /// The table form of `halt`.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(transform = halt_rules)]
 pub struct HaltTable {
     /// Halt at the N-th failed task (N >= 1).
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1), extend("examples" = [3]))]
     pub max_failures: Option<i64>,
-    /// Halt when failed / finished tasks reaches this share, e.g. "10%".
-    #[schemars(pattern(r"^[0-9]+(\.[0-9]+)?%$"))]
+    /// Halt when failed / finished tasks reaches this share, above 0% and up to 100%.
+    #[schemars(pattern(grammar::POSITIVE_PERCENT.pattern()), extend("examples" = ["10%"]))]
     pub max_failure_rate: Option<String>,
-    /// With `max-failure-rate`: judge the rate only once this many tasks have finished; default 1.
-    #[schemars(range(min = 1))]
+    /// With `max-failure-rate`: judge the rate only once this many tasks have finished.
+    /// Default: 1.
+    #[schemars(range(min = 1), extend("default" = 1, "examples" = [20]))]
     pub after: Option<i64>,
+}
+
+/// One of `max-failures` and `max-failure-rate`, and `after` only with the rate.
+fn halt_rules(schema: &mut Schema) {
+    let has = |key: &str| json!({"properties": {key: true}, "required": [key]});
+    schema.insert("minProperties".into(), 1.into());
+    schema.insert(
+        "anyOf".into(),
+        json!([has("max-failures"), has("max-failure-rate")]),
+    );
+    schema.insert("if".into(), has("max-failures"));
+    schema.insert(
+        "then".into(),
+        json!({"properties": {"max-failure-rate": false, "after": false}}),
+    );
 }
 
 impl<'de> Deserialize<'de> for HaltSpec {
@@ -281,12 +359,6 @@ impl Halt {
     }
 }
 
-/// Parses "12.5%" into 0.125.
-pub fn parse_percent(s: &str) -> Option<f64> {
-    let value: f64 = s.strip_suffix('%')?.trim().parse().ok()?;
-    (value.is_finite() && (0.0..=100.0).contains(&value)).then_some(value / 100.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,13 +390,5 @@ mod tests {
         assert!(!rate.triggered(3, 3), "not judged before 4 finished");
         assert!(rate.triggered(2, 4));
         assert!(!rate.triggered(1, 4));
-    }
-
-    #[test]
-    fn percents() {
-        assert_eq!(parse_percent("10%"), Some(0.1));
-        assert_eq!(parse_percent("12.5%"), Some(0.125));
-        assert_eq!(parse_percent("101%"), None);
-        assert_eq!(parse_percent("10"), None);
     }
 }
