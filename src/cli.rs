@@ -63,6 +63,9 @@ pub enum CliCommand {
         /// Change a key for this check, as `run --set` would.
         #[arg(long, value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Accept a plan of more than 10^9 tasks, as `run --allow-huge` would.
+        #[arg(long)]
+        allow_huge: bool,
     },
     /// Run a past run's job again as a new run: its job file copy, its `--set` values and its
     /// input snapshot.

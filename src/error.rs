@@ -1,5 +1,6 @@
 //! The top-level error and the one mapping from errors to exit codes (SPEC section 5).
 
+use std::fmt::Write as _;
 use thiserror::Error;
 
 use crate::exec::ExecError;
@@ -59,7 +60,14 @@ impl Error {
     /// one line with its causes.
     pub fn print(&self) {
         let line = match self {
-            Self::Job(JobError::Invalid(d)) => format!("error: {d}"),
+            Self::Job(JobError::Invalid(all)) => {
+                let shown: Vec<String> = all.iter().map(|d| format!("error: {d}")).collect();
+                let mut text = shown.join("\n\n");
+                if all.len() > 1 {
+                    let _ = write!(text, "\n\npoolrun: {} errors in the job file", all.len());
+                }
+                text
+            }
             Self::Usage(message) | Self::GaveUp(message) => format!("poolrun: error: {message}"),
             e => format!("poolrun: error: {}", chain(e)),
         };

@@ -189,6 +189,29 @@ mod tests {
     }
 
     #[test]
+    fn the_table_keys_of_the_hints_are_the_schemas() {
+        let schema: serde_json::Value =
+            serde_json::from_str(&super::render(crate::cli::SchemaKind::Job)).unwrap();
+        for (table, keys) in crate::job::file::TABLE_KEYS {
+            let at = if table.is_empty() {
+                &schema
+            } else {
+                &schema["properties"][table]
+            };
+            let mut listed: Vec<&str> = at["properties"]
+                .as_object()
+                .unwrap_or_else(|| panic!("[{table}] has properties"))
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let mut known = keys.to_vec();
+            listed.sort_unstable();
+            known.sort_unstable();
+            assert_eq!(listed, known, "[{table}]");
+        }
+    }
+
+    #[test]
     fn integer_formats_become_bounds() {
         let mut v = json!({
             "a": {"type": "integer", "format": "uint32"},

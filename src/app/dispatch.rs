@@ -26,7 +26,11 @@ pub fn main(cli: Cli) -> u8 {
             }
         }
         CliCommand::Plan(args) => super::plan::plan(&args),
-        CliCommand::Validate { jobs, set } => Ok(super::show::validate(&jobs, &set)),
+        CliCommand::Validate {
+            jobs,
+            set,
+            allow_huge,
+        } => Ok(super::show::validate(&jobs, &set, allow_huge)),
         CliCommand::Rerun(args) => {
             console::stamp_lines();
             init_logging(args.run.verbose, args.run.quiet);

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::cli::PlanArgs;
 use crate::error::{Error, exit};
 use crate::job::template::shell_quote_into;
-use crate::job::{self, HUGE_PLAN, Job, Overrides};
+use crate::job::{self, Job, Overrides};
 use crate::plan::{Plan, RunInfo, Task, TaskItems};
 use crate::report::TaskRecord;
 
@@ -169,12 +169,5 @@ fn describe(task: &Task) -> String {
 
 /// Refuses a plan of more than `HUGE_PLAN` tasks without `--allow-huge`.
 pub(super) fn check_size(job: &Job, allow_huge: bool) -> Result<(), Error> {
-    let tasks = job.tasks();
-    if tasks > HUGE_PLAN && !allow_huge {
-        return Err(Error::Usage(format!(
-            "{}: the plan has {tasks} tasks, more than 10^9; set a larger `chunk-size`, or pass --allow-huge if you mean it",
-            job.origin.path.display()
-        )));
-    }
-    Ok(())
+    Ok(job::check_size(job, allow_huge)?)
 }

@@ -16,14 +16,15 @@ use crate::report::stream::tag_lines;
 use crate::report::view::{Filter, View};
 use crate::report::{Provenance, ReportError, RunDir, RunLock, RunState, TaskRecord};
 
-pub(super) fn validate(paths: &[PathBuf], set: &[String]) -> u8 {
+pub(super) fn validate(paths: &[PathBuf], set: &[String], allow_huge: bool) -> u8 {
     let mut code = exit::SUCCESS;
     let overrides = Overrides {
         set: set.to_vec(),
         ..Overrides::default()
     };
     for path in paths {
-        if let Err(e) = job::load(path, &overrides) {
+        let checked = job::load(path, &overrides).and_then(|job| job::check_size(&job, allow_huge));
+        if let Err(e) = checked {
             Error::from(e).print();
             code = exit::USAGE;
         }

@@ -19,13 +19,23 @@ pub enum JobError {
         #[source]
         source: io::Error,
     },
-    /// The file was read but is not a valid job; the diagnostic points at the place.
-    #[error("{0}")]
-    Invalid(Box<Diagnostic>),
+    /// The file was read but is not a valid job: every error found, in file order, each
+    /// pointing at its place.
+    #[error("{}", render(.0))]
+    Invalid(Vec<Diagnostic>),
 }
 
 impl From<Box<Diagnostic>> for JobError {
     fn from(d: Box<Diagnostic>) -> Self {
-        Self::Invalid(d)
+        Self::Invalid(vec![*d])
     }
+}
+
+/// The diagnostics, a blank line between two.
+fn render(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }

@@ -93,6 +93,56 @@ pub struct JobFile {
     pub slurm: Option<SlurmFile>,
 }
 
+/// Each table's keys (`""` is the top level), for the hint that says where a misplaced key
+/// belongs; a test checks them against the schema.
+pub const TABLE_KEYS: [(&str, &[&str]); 8] = [
+    (
+        "",
+        &[
+            "name",
+            "description",
+            "command",
+            "cwd",
+            "env",
+            "env-clear",
+            "env-pass",
+            "range",
+            "values",
+            "lines",
+            "glob",
+            "matrix",
+            "seed",
+            "record-env",
+            "pool",
+            "report",
+            "slurm",
+        ],
+    ),
+    (
+        "pool",
+        &[
+            "processes",
+            "timeout",
+            "grace-period",
+            "retries",
+            "retry-delay",
+            "retry-on",
+            "halt",
+            "halt-mode",
+            "overlap",
+            "deadline",
+            "memory-limit",
+            "max-processes",
+        ],
+    ),
+    ("report", &["dir", "keep"]),
+    ("slurm", &["partition", "account", "qos", "extra-args"]),
+    ("range", &["start", "end", "step", "chunk-size"]),
+    ("values", &["items", "chunk-size"]),
+    ("lines", &["file", "chunk-size"]),
+    ("glob", &["pattern", "chunk-size"]),
+];
+
 /// The item sources: a job has at most one of them.
 pub const SOURCES: [&str; 4] = ["range", "values", "lines", "glob"];
 

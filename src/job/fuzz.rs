@@ -6,10 +6,11 @@
 //! two cores). Any failure it finds becomes a case in `tests/fixtures/invalid/` or a unit test.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use proptest::prelude::*;
 
+use crate::job::file::TABLE_KEYS;
 use crate::job::{Overrides, parse};
 use crate::plan::{Plan, RunInfo, TaskId, TaskItems};
 
@@ -23,21 +24,11 @@ const TOP: &[&str] = &[
     "comand",
 ];
 const RANGE: &[&str] = &["start", "end", "step", "chunk-size", "chunk_size", "stop"];
-const POOL: &[&str] = &[
-    "processes",
-    "timeout",
-    "grace-period",
-    "retries",
-    "retry-delay",
-    "retry-on",
-    "halt",
-    "halt-mode",
-    "overlap",
-    "deadline",
-    "memory-limit",
-    "max-processes",
-    "timout",
-];
+/// `[pool]`'s keys, and a typo.
+static POOL: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let (_, keys) = TABLE_KEYS.iter().find(|(t, _)| *t == "pool").expect("[pool]");
+    keys.iter().copied().chain(["timout"]).collect()
+});
 
 fn integer() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -209,7 +200,7 @@ fn job_file() -> impl Strategy<Value = String> {
         command,
         table("", TOP),
         prop_oneof![sane_range, table("range", RANGE).boxed()],
-        table("pool", POOL),
+        table("pool", &POOL),
         table("report", &["dir", "directory"]),
     );
     (text, any::<u16>(), any::<u8>()).prop_map(

@@ -1,5 +1,6 @@
 //! `JobFile` -> `Job`: every check that can be done before running, each error pointing at its key.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use crate::job::chunk::ChunkValues;
 use crate::job::diagnostic::{self, Diagnostic, KeyPart};
 use crate::job::error::JobError;
-use crate::job::file::{CommandSpec, JobFile, Processes};
+use crate::job::file::{CommandSpec, JobFile, Processes, TABLE_KEYS};
 use crate::job::grammar;
 use crate::job::overrides::{self, Sets};
 use crate::job::source::{Chunk, Items, Matrix, Source};
@@ -175,7 +176,7 @@ fn from_text(
     let JobText { text, sha256, .. } = read;
     let shown = path.display().to_string();
     let sets = Sets::parse(&overrides.set, text.len())?;
-    let file = deserialize(&shown, &text, &sets)?;
+    let parsed = deserialize(&shown, &text, &sets).map_err(JobError::Invalid)?;
     let base_dir = base_dir.to_owned();
     let origin = JobSource {
         path: path.to_owned(),
@@ -183,24 +184,239 @@ fn from_text(
         text,
         sha256,
     };
-    Validator { origin, sets }
-        .job(file, base_dir, overrides)
-        .map_err(JobError::from)
+    let validator = Validator {
+        origin,
+        sets,
+        found: RefCell::default(),
+    };
+    let job = validator.job(parsed.file, base_dir, overrides);
+    let mut errors = parsed.errors;
+    let had_errors = !errors.is_empty();
+    // A value that could not be read was left out (or stood in for); what the checks say
+    // about it, or about the job as a whole, would only repeat the error already found.
+    errors.extend(validator.found.into_inner().into_iter().filter(|d| {
+        let key = d.key.as_deref().unwrap_or("");
+        let repeats = parsed.dropped.iter().any(|t| overlaps(t, key));
+        !(repeats || had_errors && key.is_empty())
+    }));
+    match job {
+        Some(job) if errors.is_empty() => Ok(job),
+        _ => {
+            // In file order; errors in `--set` arguments after the file's.
+            errors.sort_by_key(|d| (d.file != shown, d.line, d.column));
+            Err(JobError::Invalid(errors))
+        }
+    }
 }
 
-/// The job file as written, with the `--set` values merged in.
-fn deserialize(shown: &str, text: &str, sets: &Sets) -> Result<JobFile, Box<Diagnostic>> {
-    use serde::Deserialize;
-    if sets.is_empty() {
-        return toml::from_str(text).map_err(|e| serde_diagnostic(shown, text, &e, sets));
+/// Refuses a plan of more than `HUGE_PLAN` tasks unless `allow_huge`: such a plan is more
+/// likely a mistake than a job, so `validate`, `plan` and `run` all say so.
+pub fn check_size(job: &Job, allow_huge: bool) -> Result<(), JobError> {
+    let tasks = job.tasks();
+    if tasks <= crate::job::HUGE_PLAN || allow_huge {
+        return Ok(());
     }
-    let mut root =
-        toml::de::DeTable::parse(text).map_err(|e| serde_diagnostic(shown, text, &e, sets))?;
+    let at = job.source.as_ref().map_or("matrix", Source::table);
+    let text = &job.origin.text;
+    let span = diagnostic::span_of(text, &[KeyPart::Key(at.to_owned())]);
+    let message = format!("the plan has {tasks} tasks, more than 10^9");
+    let help = "set a larger `chunk-size`, or pass --allow-huge if you mean it".to_owned();
+    let shown = job.origin.path.display().to_string();
+    let diagnostic = Diagnostic::new(&shown, text, span, message)
+        .with_key(Some(at.to_owned()))
+        .with_help(Some(help));
+    Err(JobError::Invalid(vec![*diagnostic]))
+}
+
+/// Whether one key path is the other or lies inside it.
+fn overlaps(a: &str, b: &str) -> bool {
+    let inside = |outer: &str, inner: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+    };
+    inside(a, b) || inside(b, a)
+}
+
+/// At most this many errors are reported from one job file.
+const MAX_ERRORS: usize = 50;
+
+/// A job file as deserialized, with the errors found on the way.
+struct Parsed {
+    file: JobFile,
+    /// Values that could not be read, in file order.
+    errors: Vec<Diagnostic>,
+    /// The key paths of the values left out or stood in for, as `Diagnostic::key` writes them.
+    dropped: Vec<String>,
+}
+
+/// The job file as written, with the `--set` values merged in. A value that cannot be read is
+/// reported and left out (a required one is stood in for), and the rest is read again, so that
+/// every such error in the file is found in one pass.
+fn deserialize(shown: &str, text: &str, sets: &Sets) -> Result<Parsed, Vec<Diagnostic>> {
+    use serde::Deserialize;
+    let mut root = toml::de::DeTable::parse(text)
+        .map_err(|e| vec![*serde_diagnostic(shown, text, &e, sets)])?;
     let span = root.span();
     sets.merge_into(root.get_mut());
-    let root = toml::Spanned::new(span, root.into_inner());
-    JobFile::deserialize(toml::de::Deserializer::from(root))
-        .map_err(|e| serde_diagnostic(shown, text, &e, sets))
+    let mut table = root.into_inner();
+    let mut errors = Vec::new();
+    let mut dropped: Vec<String> = Vec::new();
+    loop {
+        let attempt = toml::Spanned::new(span.clone(), table.clone());
+        let error = match JobFile::deserialize(toml::de::Deserializer::from(attempt)) {
+            Ok(file) => {
+                return Ok(Parsed {
+                    file,
+                    errors,
+                    dropped,
+                });
+            }
+            Err(e) => e,
+        };
+        let diagnostic = serde_diagnostic(shown, text, &error, sets);
+        let key = diagnostic.key.clone().unwrap_or_default();
+        let missing = error
+            .message()
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next());
+        let repaired = match (missing, error.span()) {
+            (Some(field), Some(at)) => stand_in(&mut table, &at, field),
+            (None, Some(at)) => leave_out(&mut table, at.start),
+            _ => false,
+        };
+        // A required key is missing because its value was left out: already reported.
+        if !(missing.is_some() && dropped.contains(&key)) {
+            errors.push(*diagnostic);
+        }
+        // A repair that did not take (the same key again) ends the search too.
+        if !repaired
+            || text.trim().is_empty()
+            || errors.len() >= MAX_ERRORS
+            || dropped.contains(&key)
+        {
+            return Err(errors);
+        }
+        dropped.push(key);
+    }
+}
+
+/// Removes the innermost key or array element of `table` whose span holds `offset`.
+fn leave_out(table: &mut toml::de::DeTable<'_>, offset: usize) -> bool {
+    use toml::de::DeValue;
+    let mut found = None;
+    for (i, (key, value)) in table.iter_mut().enumerate() {
+        let inside = match value.get_mut() {
+            DeValue::Table(inner) => leave_out(inner, offset),
+            DeValue::Array(items) => {
+                let mut hit = None;
+                let mut nested = false;
+                for (j, item) in items.iter_mut().enumerate() {
+                    if !item.span().contains(&offset) {
+                        continue;
+                    }
+                    nested = true;
+                    let inner = match item.get_mut() {
+                        DeValue::Table(t) => leave_out(t, offset),
+                        _ => false,
+                    };
+                    if !inner {
+                        hit = Some(j);
+                    }
+                    break;
+                }
+                if let Some(at) = hit {
+                    let kept: Vec<_> = items
+                        .iter()
+                        .enumerate()
+                        .filter(|&(j, _)| j != at)
+                        .map(|(_, item)| item.clone())
+                        .collect();
+                    *items = toml::de::DeArray::new();
+                    for item in kept {
+                        items.push(item);
+                    }
+                }
+                nested
+            }
+            _ => false,
+        };
+        if inside {
+            return true;
+        }
+        if key.span().contains(&offset) || value.span().contains(&offset) {
+            found = Some(i);
+            break;
+        }
+    }
+    let Some(i) = found else { return false };
+    let key = table.keys().nth(i).cloned().expect("an index of the table");
+    table.remove(&key);
+    true
+}
+
+/// Puts a value that reads in place of the missing required `field`, in the table whose span
+/// is `at` (the whole file for the root), so that the rest of the file can be read.
+fn stand_in(table: &mut toml::de::DeTable<'_>, at: &std::ops::Range<usize>, field: &str) -> bool {
+    let value = match field {
+        "command" => "x = \"true\"",
+        "start" | "end" => "x = 0",
+        "items" => "x = []",
+        // Nothing can open it, and nothing is read.
+        "file" => "x = \"/\\u0000\"",
+        "pattern" => "x = \"\"",
+        "initial" => "x = \"1s\"",
+        _ => return false,
+    };
+    let Ok(parsed) = toml::de::DeTable::parse(value) else {
+        return false;
+    };
+    let Some((_, value)) = parsed.into_inner().into_iter().next() else {
+        return false;
+    };
+    let Some(target) = table_with_span(table, at) else {
+        return false;
+    };
+    let key = toml::Spanned::new(
+        at.start..at.start,
+        std::borrow::Cow::Owned(field.to_owned()),
+    );
+    target.insert(key, value);
+    true
+}
+
+/// The table whose span is `at`: one inside `table` with exactly that span, else `table`.
+fn table_with_span<'t, 'i>(
+    table: &'t mut toml::de::DeTable<'i>,
+    at: &std::ops::Range<usize>,
+) -> Option<&'t mut toml::de::DeTable<'i>> {
+    use toml::de::DeValue;
+    /// The indices of the tables down to the one with span `at`.
+    fn find(table: &toml::de::DeTable<'_>, at: &std::ops::Range<usize>) -> Option<Vec<usize>> {
+        table
+            .values()
+            .enumerate()
+            .find_map(|(i, value)| match value.get_ref() {
+                DeValue::Table(inner) if value.span() == *at => Some(vec![i]),
+                DeValue::Table(inner) => find(inner, at).map(|mut rest| {
+                    rest.insert(0, i);
+                    rest
+                }),
+                _ => None,
+            })
+    }
+    let Some(steps) = find(table, at) else {
+        return Some(table);
+    };
+    let mut current = table;
+    for i in steps {
+        let (_, value) = current.iter_mut().nth(i)?;
+        let DeValue::Table(inner) = value.get_mut() else {
+            return None;
+        };
+        current = inner;
+    }
+    Some(current)
 }
 
 /// A job file's text as read.
@@ -348,7 +564,10 @@ fn serde_diagnostic(
     if let Some(field) = missing {
         path.push(KeyPart::Key(field.to_owned()));
     }
-    let help = unknown_field_help(&message).or_else(|| {
+    let help = misplaced_key_help(&path, &message)
+        .or_else(|| unknown_field_help(&message))
+        .or_else(|| slip_help(&path, &message))
+        .or_else(|| {
         let empty = text.trim().is_empty();
         empty.then(|| {
             "a job file needs at least `command` and an item source such as a `[range]` with `start` and `end`".to_owned()
@@ -375,10 +594,77 @@ fn plain_message(message: &str) -> String {
             "invalid type: map, expected a string",
             "expected a string, found a date or time (quote it)",
         );
+    if message.starts_with("invalid length ") && message.contains("expected struct ") {
+        return "expected a table, found an array".to_owned();
+    }
     match message.split_once("expected struct ") {
         Some((head, _)) => format!("{head}expected a table"),
         None => message,
     }
+}
+
+/// For a key that is unknown where it is but known in another table: where it belongs.
+fn misplaced_key_help(path: &[KeyPart], message: &str) -> Option<String> {
+    let unknown = message.strip_prefix("unknown field `")?.split('`').next()?;
+    let here = match path {
+        [KeyPart::Key(table), _] => table.as_str(),
+        _ => "",
+    };
+    let homes: Vec<String> = TABLE_KEYS
+        .iter()
+        .filter(|(table, keys)| *table != here && keys.contains(&unknown))
+        .map(|(table, _)| {
+            if table.is_empty() {
+                "the top level, above every table".to_owned()
+            } else {
+                format!("`[{table}]`")
+            }
+        })
+        .collect();
+    match homes.as_slice() {
+        [] => None,
+        [one] => Some(format!("`{unknown}` belongs in {one}")),
+        [first @ .., last] => Some(format!(
+            "`{unknown}` belongs in the item source's table: {} or {last}",
+            first.join(", ")
+        )),
+    }
+}
+
+/// Hints for common slips: a duration without a unit, or as a number; a source written as an
+/// array.
+fn slip_help(path: &[KeyPart], message: &str) -> Option<String> {
+    if let Some(found) = message
+        .strip_suffix(", which has no unit")
+        .and_then(|m| m.rsplit_once("found \""))
+        .map(|(_, n)| n.trim_end_matches('"'))
+    {
+        return Some(format!("`\"{found}\"`: add a unit, e.g. `\"{found}s\"`"));
+    }
+    if message.contains("expected a duration")
+        && let Some(number) = message
+            .strip_prefix("invalid type: integer `")
+            .and_then(|m| m.split('`').next())
+    {
+        return Some(format!(
+            "write a duration as a string with a unit, e.g. `\"{number}s\"`"
+        ));
+    }
+    let source = match path {
+        [KeyPart::Key(key)] => crate::job::file::SOURCES.iter().find(|s| *s == key)?,
+        _ => return None,
+    };
+    if !message.contains("expected a table") {
+        return None;
+    }
+    Some(match *source {
+        "range" => "write `[range]` with `start` and `end`, e.g. `range = { start = 0, end = 10 }`"
+            .to_owned(),
+        "values" => {
+            "write `[values]` with `items`, e.g. `values = { items = [\"a\", \"b\"] }`".to_owned()
+        }
+        other => format!("write `[{other}]` as a table"),
+    })
 }
 
 /// For serde's "unknown field `x`, expected one of `a`, `b`": the nearest known key, if any.
@@ -399,9 +685,16 @@ pub(super) type Check<T> = Result<T, Box<Diagnostic>>;
 pub(super) struct Validator {
     origin: JobSource,
     sets: Sets,
+    /// The errors found so far.
+    found: RefCell<Vec<Diagnostic>>,
 }
 
 impl Validator {
+    /// The value of a check, or `None` with its error kept for the report of every error.
+    pub(super) fn collect<T>(&self, check: Check<T>) -> Option<T> {
+        check.map_err(|e| self.found.borrow_mut().push(*e)).ok()
+    }
+
     /// An error at the value of `path` (or at `offset..offset + len` inside that string value).
     pub(super) fn error(
         &self,
@@ -468,71 +761,106 @@ impl Validator {
         })
     }
 
-    fn job(self, file: JobFile, base_dir: PathBuf, overrides: &Overrides) -> Check<Job> {
-        let name = self.name(file.name.as_deref())?;
-        let matrix = self.matrix(file.matrix.as_ref())?;
-        let params = matrix.as_ref().map(|m| m.keys.clone()).unwrap_or_default();
-        let command = self.command(&file.command, &params)?;
-        let cwd = match &file.cwd {
-            Some(cwd) => Some(self.cwd(cwd, &base_dir, &params)?),
-            None => None,
+    /// The job, or `None` with every error found kept in `found`: each key is checked on its
+    /// own, and a check that needs another key's value runs only when that value is good.
+    fn job(&self, file: JobFile, base_dir: PathBuf, overrides: &Overrides) -> Option<Job> {
+        let name = self.collect(self.name(file.name.as_deref()));
+        let matrix = self.collect(self.matrix(file.matrix.as_ref()));
+        // Placeholders name the matrix's keys even when the matrix has an error.
+        let params = match (&matrix, &file.matrix) {
+            (Some(matrix), _) => matrix.as_ref().map(|m| m.keys.clone()).unwrap_or_default(),
+            (None, Some(raw)) => raw
+                .0
+                .keys()
+                .filter(|k| !["include", "exclude"].contains(&k.as_str()))
+                .cloned()
+                .collect(),
+            (None, None) => Vec::new(),
         };
-        let env = self.env(&file.env, &params)?;
-        let (env_clear, env_pass) = self.env_pass(&file)?;
-        let seed = self.seed(file.seed)?;
-        let record_env = self.record_env(file.record_env.as_ref())?;
-        let source = self.source(&file, &base_dir, cwd.as_ref(), overrides)?;
-        let templates = task_templates(&command, cwd.as_ref(), &env);
-        self.placeholders_have_values(&templates, source.as_ref(), seed)?;
-        self.items_fit(
-            &templates,
-            &command,
-            source.as_ref(),
-            matrix.as_ref(),
-            &name,
-        )?;
-        let pool = self.pool(&file, overrides)?;
-        let (report_base, report_dir) = match (&overrides.run_dir, &file.report.dir) {
-            (Some(dir), _) => {
-                let template =
-                    Template::parse(&dir.to_string_lossy(), &Placeholder::RUN).map_err(|e| {
-                        Diagnostic::new("--run-dir", "", None, e.message).with_help(e.help)
-                    })?;
-                let here = std::env::current_dir().unwrap_or_else(|_| base_dir.clone());
-                (here, template)
+        let command = self.collect(self.command(&file.command, &params));
+        let cwd = match &file.cwd {
+            Some(cwd) => self.collect(self.cwd(cwd, &base_dir, &params)).map(Some),
+            None => Some(None),
+        };
+        let env = self.env(&file.env, &params);
+        let env_pass = self.collect(self.env_pass(&file));
+        let seed = self.collect(self.seed(file.seed));
+        let record_env = self.collect(self.record_env(file.record_env.as_ref()));
+        let source = self.collect(self.source(
+            &file,
+            &base_dir,
+            cwd.as_ref().and_then(Option::as_ref),
+            overrides,
+        ));
+        if let (
+            Some(name),
+            Some(command),
+            Some(cwd),
+            Some(env),
+            Some(source),
+            Some(seed),
+            Some(matrix),
+        ) = (&name, &command, &cwd, &env, &source, &seed, &matrix)
+        {
+            let templates = task_templates(command, cwd.as_ref(), env);
+            if self
+                .collect(self.placeholders_have_values(&templates, source.as_ref(), *seed))
+                .is_some()
+            {
+                self.collect(self.items_fit(
+                    &templates,
+                    command,
+                    source.as_ref(),
+                    matrix.as_ref(),
+                    name,
+                ));
             }
-            (None, Some(dir)) => (
-                base_dir.clone(),
-                self.template_of(&["report", "dir"], dir, &Placeholder::RUN, &[])?,
+        }
+        let pool = self.pool(&file, overrides);
+        let report = match (&overrides.run_dir, &file.report.dir) {
+            (Some(dir), _) => self.collect(
+                Template::parse(&dir.to_string_lossy(), &Placeholder::RUN)
+                    .map_err(|e| {
+                        Diagnostic::new("--run-dir", "", None, e.message).with_help(e.help)
+                    })
+                    .map(|template| {
+                        let here = std::env::current_dir().unwrap_or_else(|_| base_dir.clone());
+                        (here, template)
+                    }),
             ),
+            (None, Some(dir)) => self
+                .collect(self.template_of(&["report", "dir"], dir, &Placeholder::RUN, &[]))
+                .map(|template| (base_dir.clone(), template)),
             (None, None) => {
                 let template =
                     Template::parse(DEFAULT_REPORT_DIR, &Placeholder::RUN).expect("valid default");
-                (base_dir.clone(), template)
+                Some((base_dir.clone(), template))
             }
         };
-        let keep = self.keep(file.report.keep)?;
-        let slurm = self.slurm(file.slurm)?;
-        Ok(Job {
-            name,
+        let keep = self.collect(self.keep(file.report.keep));
+        let slurm = self.collect(self.slurm(file.slurm));
+        let (report_base, report_dir) = report?;
+        let (env_clear, env_pass) = env_pass?;
+        Some(Job {
+            name: name?,
             description: file.description,
-            origin: self.origin,
+            origin: self.origin.clone(),
             base_dir,
-            command,
-            cwd,
-            env,
+            command: command?,
+            cwd: cwd?,
+            env: env?,
             env_clear,
             env_pass,
-            source,
-            matrix,
-            seed,
-            record_env,
+            source: source?,
+            matrix: matrix?,
+            seed: seed?,
+            record_env: record_env?,
             set: overrides.set.clone(),
-            pool,
+            pool: pool?,
             report_base,
             report_dir,
-            keep,
-            slurm,
+            keep: keep?,
+            slurm: slurm?,
         })
     }
 
@@ -681,12 +1009,20 @@ impl Validator {
                 "expected a program, found an empty string".into(),
             )),
             CommandSpec::Argv(argv) => {
-                let templates = argv
-                    .iter()
-                    .enumerate()
-                    .map(|(i, arg)| self.template(&["command", &format!("[{i}]")], arg, params))
-                    .collect::<Result<_, _>>()?;
-                Ok(Command::Argv(templates))
+                // Every argument is checked; the first error is returned, the others kept.
+                let mut first = None;
+                let mut templates = Vec::with_capacity(argv.len());
+                for (i, arg) in argv.iter().enumerate() {
+                    match self.template(&["command", &format!("[{i}]")], arg, params) {
+                        Ok(t) => templates.push(t),
+                        Err(e) if first.is_none() => first = Some(e),
+                        Err(e) => self.found.borrow_mut().push(*e),
+                    }
+                }
+                match first {
+                    Some(e) => Err(e),
+                    None => Ok(Command::Argv(templates)),
+                }
             }
         }
     }
@@ -705,22 +1041,28 @@ impl Validator {
         Ok(template)
     }
 
+    /// `[env]`, every entry checked.
     fn env(
         &self,
         env: &BTreeMap<String, String>,
         params: &[String],
-    ) -> Check<Vec<(String, Template)>> {
-        env.iter()
+    ) -> Option<Vec<(String, Template)>> {
+        let entries: Vec<Option<(String, Template)>> = env
+            .iter()
             .map(|(name, value)| {
-                if !grammar::VARIABLE.is_match(name) {
-                    return Err(self.error(&["env", name], None, format!("expected an environment variable name without `=` or NUL, found {name:?}")));
-                }
-                if value.contains('\0') {
-                    return Err(self.error(&["env", name], None, "an environment value cannot contain NUL".into()));
-                }
-                Ok((name.clone(), self.template(&["env", name], value, params)?))
+                self.collect((|| {
+                    if !grammar::VARIABLE.is_match(name) {
+                        return Err(self.error(&["env", name], None, format!("expected an environment variable name without `=` or NUL, found {name:?}")));
+                    }
+                    if value.contains('\0') {
+                        let message = "an environment value cannot contain NUL".to_owned();
+                        return Err(self.error(&["env", name], None, message));
+                    }
+                    Ok((name.clone(), self.template(&["env", name], value, params)?))
+                })())
             })
-            .collect()
+            .collect();
+        entries.into_iter().collect()
     }
 
     fn env_pass(&self, file: &JobFile) -> Check<(bool, Vec<String>)> {

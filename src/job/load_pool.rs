@@ -11,65 +11,77 @@ use crate::job::load::{Check, DEFAULT_GRACE_PERIOD, Overrides, Validator};
 use crate::job::policy::{Backoff, Halt, HaltSpec, Retry, RetryDelaySpec, RetryOn};
 
 impl Validator {
-    pub(super) fn pool(&self, file: &JobFile, overrides: &Overrides) -> Check<Pool> {
+    /// `[pool]`, every key checked.
+    pub(super) fn pool(&self, file: &JobFile, overrides: &Overrides) -> Option<Pool> {
         let pool = &file.pool;
-        let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        let processes = overrides
-            .processes
-            .clone()
-            .or(pool.processes.clone())
-            .unwrap_or(Processes::Named("auto".into()));
-        let resolved = processes.resolve(cpus);
-        if resolved > MAX_PROCESSES {
-            let message = format!(
-                "processes = {processes} means {resolved} processes at once; at most {MAX_PROCESSES} are allowed"
-            );
-            return Err(match overrides.processes {
-                Some(_) => Diagnostic::new("--processes", "", None, message),
-                None => self.error(&["pool", "processes"], None, message),
-            });
-        }
-        if let Some(limit) = nproc_limit().filter(|&l| resolved as u64 > l) {
-            let message = format!(
-                "processes = {processes} means {resolved} processes at once, but this user may run at most {limit} (RLIMIT_NPROC, `ulimit -u`)"
-            );
-            return Err(match overrides.processes {
-                Some(_) => Diagnostic::new("--processes", "", None, message),
-                None => self.error(&["pool", "processes"], None, message),
-            });
-        }
-        let processes = NonZeroUsize::new(resolved).expect("resolve gives at least 1");
+        let processes = self.collect(self.processes(pool.processes.as_ref(), overrides));
         let timeout = match (overrides.timeout, pool.timeout) {
-            (Some(t), _) => Some(t),
-            (None, t) => t
-                .map(|t| self.positive(&["pool", "timeout"], t.0))
-                .transpose()?,
+            (Some(t), _) => Some(Some(t)),
+            (None, t) => self.collect(
+                t.map(|t| self.positive(&["pool", "timeout"], t.0))
+                    .transpose(),
+            ),
         };
-        let deadline = pool
-            .deadline
-            .map(|d| self.positive(&["pool", "deadline"], d.0))
-            .transpose()?;
-        Ok(Pool {
-            processes,
-            timeout,
-            grace_period: pool.grace_period.map_or(DEFAULT_GRACE_PERIOD, |g| g.0),
-            retry: self.retry(file)?,
-            halt: self.halt(pool.halt.as_ref())?,
-            halt_mode: pool.halt_mode.unwrap_or_default(),
-            overlap: pool.overlap.unwrap_or_default(),
-            deadline,
-            memory_limit: self.memory_limit(pool.memory_limit.as_deref())?,
-            max_processes: match pool.max_processes {
-                None => None,
-                Some(n) => Some(u32::try_from(n).ok().filter(|&n| n >= 1).ok_or_else(|| {
+        let deadline = self.collect(
+            pool.deadline
+                .map(|d| self.positive(&["pool", "deadline"], d.0))
+                .transpose(),
+        );
+        let retry = self.collect(self.retry(file));
+        let halt = self.collect(self.halt(pool.halt.as_ref()));
+        let memory_limit = self.collect(self.memory_limit(pool.memory_limit.as_deref()));
+        let max_processes = self.collect(match pool.max_processes {
+            None => Ok(None),
+            Some(n) => u32::try_from(n)
+                .ok()
+                .filter(|&n| n >= 1)
+                .map(Some)
+                .ok_or_else(|| {
                     self.error(
                         &["pool", "max-processes"],
                         None,
                         format!("expected an integer >= 1, found {n}"),
                     )
-                })?),
-            },
+                }),
+        });
+        Some(Pool {
+            processes: processes?,
+            timeout: timeout?,
+            grace_period: pool.grace_period.map_or(DEFAULT_GRACE_PERIOD, |g| g.0),
+            retry: retry?,
+            halt: halt?,
+            halt_mode: pool.halt_mode.unwrap_or_default(),
+            overlap: pool.overlap.unwrap_or_default(),
+            deadline: deadline?,
+            memory_limit: memory_limit?,
+            max_processes: max_processes?,
         })
+    }
+
+    /// `processes`, or `--processes`: at most `MAX_PROCESSES`, and what the user may run.
+    fn processes(&self, written: Option<&Processes>, overrides: &Overrides) -> Check<NonZeroUsize> {
+        let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let processes = overrides
+            .processes
+            .clone()
+            .or(written.cloned())
+            .unwrap_or(Processes::Named("auto".into()));
+        let resolved = processes.resolve(cpus);
+        let refuse = |message: String| match overrides.processes {
+            Some(_) => Diagnostic::new("--processes", "", None, message),
+            None => self.error(&["pool", "processes"], None, message),
+        };
+        if resolved > MAX_PROCESSES {
+            return Err(refuse(format!(
+                "processes = {processes} means {resolved} processes at once; at most {MAX_PROCESSES} are allowed"
+            )));
+        }
+        if let Some(limit) = nproc_limit().filter(|&l| resolved as u64 > l) {
+            return Err(refuse(format!(
+                "processes = {processes} means {resolved} processes at once, but this user may run at most {limit} (RLIMIT_NPROC, `ulimit -u`)"
+            )));
+        }
+        Ok(NonZeroUsize::new(resolved).expect("resolve gives at least 1"))
     }
 
     fn memory_limit(&self, text: Option<&str>) -> Check<Option<u64>> {

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 pub use error::JobError;
 pub use load::{
-    DEFAULT_GRACE_PERIOD, DEFAULT_REPORT_DIR, Overrides, ReadJob, hex, load, load_copy, load_read,
-    parse, read, read_text,
+    DEFAULT_GRACE_PERIOD, DEFAULT_REPORT_DIR, Overrides, ReadJob, check_size, hex, load, load_copy,
+    load_read, parse, read, read_text,
 };
 pub use load_source::env_name as param_env_name;
 use policy::{Halt, HaltMode, Overlap, Retry};
