@@ -35,6 +35,7 @@ pub enum Record {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RunStarted {
     /// RFC 3339 UTC.
+    #[schemars(extend("format" = "date-time"))]
     pub at: String,
     /// The run id.
     pub run_id: String,
@@ -87,6 +88,7 @@ impl RunStarted {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AttemptStarted {
     /// RFC 3339 UTC.
+    #[schemars(extend("format" = "date-time"))]
     pub at: String,
     /// The task id in this run's plan.
     pub task: u64,
@@ -104,6 +106,7 @@ pub struct AttemptStarted {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AttemptFinished {
     /// RFC 3339 UTC: when the attempt ended.
+    #[schemars(extend("format" = "date-time"))]
     pub at: String,
     /// The task id in this run's plan.
     pub task: u64,
@@ -118,6 +121,7 @@ pub struct AttemptFinished {
     /// The signal.
     pub signal: Option<i32>,
     /// RFC 3339 UTC.
+    #[schemars(extend("format" = "date-time"))]
     pub started_at: String,
     /// How long it ran.
     pub duration_ms: u64,
@@ -138,6 +142,7 @@ pub struct AttemptFinished {
     pub retry: bool,
     /// When poolrun sent SIGTERM because the attempt ran out of time (RFC 3339 UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
     pub terminated_at: Option<String>,
     /// The Slurm array element that ran it, `<array job id>_<index>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,6 +153,7 @@ pub struct AttemptFinished {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RunFinished {
     /// RFC 3339 UTC.
+    #[schemars(extend("format" = "date-time"))]
     pub at: String,
     /// How the run ended.
     pub status: RunStatus,

@@ -21,7 +21,8 @@ pub const READABLE_SCHEMAS: [&str; 2] = ["poolrun/report/v1", REPORT_SCHEMA];
 #[serde(deny_unknown_fields)]
 #[schemars(title = "poolrun report")]
 pub struct Report {
-    /// "poolrun/report/v2" (or "poolrun/report/v1" in a report of poolrun 0.1).
+    /// "poolrun/report/v2": this schema describes the reports of this version.
+    #[schemars(extend("const" = REPORT_SCHEMA))]
     pub schema: String,
     /// The job that ran.
     pub job: JobRecord,
@@ -61,8 +62,10 @@ pub struct RunRecord {
     /// The poolrun version that ran it.
     pub poolrun_version: String,
     /// RFC 3339 UTC.
+    #[schemars(extend("format" = "date-time"))]
     pub started_at: String,
     /// RFC 3339 UTC.
+    #[schemars(extend("format" = "date-time"))]
     pub finished_at: String,
     /// Tasks that could run at once.
     pub processes: usize,
@@ -250,8 +253,10 @@ pub struct TaskRecord {
     /// Attempts made (in every run of a resumed run directory); 0 for a task that never started.
     pub attempts: u32,
     /// RFC 3339 UTC; null for a task that never started.
+    #[schemars(extend("format" = "date-time"))]
     pub started_at: Option<String>,
     /// RFC 3339 UTC.
+    #[schemars(extend("format" = "date-time"))]
     pub finished_at: Option<String>,
     /// How long the last attempt ran.
     pub duration_ms: Option<u64>,

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::support::{assert_valid, job_schema, poolrun, read_report, repo, statuses};
 
-fn example_jobs() -> Vec<PathBuf> {
+pub fn example_jobs() -> Vec<PathBuf> {
     let mut jobs: Vec<PathBuf> = std::fs::read_dir(repo().join("jobs"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -19,7 +19,7 @@ fn example_jobs() -> Vec<PathBuf> {
 
 #[test]
 fn committed_schemas_match_the_types() {
-    for which in ["job", "report"] {
+    for which in ["job", "report", "journal"] {
         let out = poolrun().args(["schema", which]).output().unwrap();
         assert!(out.status.success());
         let committed =

@@ -239,12 +239,27 @@ pub fn finish(mut child: Child) -> Run {
     }
 }
 
-/// Reads `report.json` in `run_dir` and asserts it is valid against `schemas/report.schema.json`.
+/// Reads `report.json` in `run_dir` and asserts it is valid against `schemas/report.schema.json`,
+/// and every line of the run's journal against `schemas/journal.schema.json`.
 pub fn read_report(run_dir: &Path) -> Value {
     let text = std::fs::read_to_string(run_dir.join("report.json")).expect("report.json");
     let report: Value = serde_json::from_str(&text).expect("report.json is JSON");
     assert_valid(report_schema(), &report, "report.json");
+    assert_journal_valid(run_dir);
     report
+}
+
+/// Asserts every line of the journal in `run_dir` is valid against the journal schema.
+pub fn assert_journal_valid(run_dir: &Path) {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let schema = SCHEMA.get_or_init(|| load_schema("journal.schema.json"));
+    let Ok(journal) = std::fs::read_to_string(run_dir.join("journal.jsonl")) else {
+        return;
+    };
+    for (i, line) in journal.lines().enumerate() {
+        let record: Value = serde_json::from_str(line).expect("a journal line is JSON");
+        assert_valid(schema, &record, &format!("journal line {}", i + 1));
+    }
 }
 
 /// Asserts `value` is valid against `schema`, listing every violation.
