@@ -13,6 +13,7 @@ mod plan;
 mod report_cmd;
 mod retry;
 mod run;
+mod schema;
 mod security;
 mod slurm;
 mod sources;
