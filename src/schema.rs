@@ -212,6 +212,34 @@ mod tests {
     }
 
     #[test]
+    fn every_job_key_has_its_own_description_and_examples() {
+        fn walk(node: &serde_json::Value, path: &str, missing: &mut Vec<String>) {
+            let Some(properties) = node.get("properties").and_then(|p| p.as_object()) else {
+                return;
+            };
+            for (key, schema) in properties {
+                let at = format!("{path}{key}");
+                for needed in ["description", "examples"] {
+                    if schema.get(needed).is_none() {
+                        missing.push(format!("{at}: {needed}"));
+                    }
+                }
+                walk(schema, &format!("{at}."), missing);
+                for branch in ["then", "else"] {
+                    if let Some(inner) = schema.get(branch) {
+                        walk(inner, &format!("{at}."), missing);
+                    }
+                }
+            }
+        }
+        let schema: serde_json::Value =
+            serde_json::from_str(&super::render(crate::cli::SchemaKind::Job)).unwrap();
+        let mut missing = Vec::new();
+        walk(&schema, "", &mut missing);
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
+
+    #[test]
     fn integer_formats_become_bounds() {
         let mut v = json!({
             "a": {"type": "integer", "format": "uint32"},

@@ -29,6 +29,7 @@ pub struct JobFile {
     #[schemars(pattern(grammar::NAME.pattern()), extend("examples" = ["nightly-resize"]))]
     pub name: Option<String>,
     /// What the job does, for people; shown by `poolrun plan` and kept in the report.
+    #[schemars(extend("examples" = ["resize every photo to 1024px"]))]
     pub description: Option<String>,
     /// What each task runs. A string is run by `/bin/sh -c` with every placeholder value
     /// shell-quoted (`"convert {item} out/{item}.png"`); an array is run directly, each
@@ -50,7 +51,7 @@ pub struct JobFile {
     pub env: BTreeMap<String, String>,
     /// Start tasks from an empty environment (plus `env-pass`, `env` and the `POOLRUN_*`
     /// variables) instead of poolrun's own. Default: false.
-    #[schemars(extend("default" = false))]
+    #[schemars(extend("default" = false, "examples" = [true]))]
     pub env_clear: Option<bool>,
     /// With `env-clear = true`: the variables passed on from poolrun's environment.
     #[schemars(
@@ -60,12 +61,16 @@ pub struct JobFile {
     pub env_pass: Option<Vec<String>>,
     /// Integers to run over, cut into chunks: one task per chunk. A job has at most one item
     /// source: `[range]`, `[values]`, `[lines]` or `[glob]`.
+    #[schemars(extend("examples" = [{"start": 0, "end": 1000, "chunk-size": 100}]))]
     pub range: Option<RangeFile>,
     /// Strings and numbers to run over, in order, cut into chunks.
+    #[schemars(extend("examples" = [{"items": ["small", "medium", "large"]}]))]
     pub values: Option<ValuesFile>,
     /// One item per line of a file (or of stdin, `"-"`), cut into chunks.
+    #[schemars(extend("examples" = [{"file": "urls.txt", "chunk-size": 10}]))]
     pub lines: Option<LinesFile>,
     /// The files matching a pattern, sorted byte-wise, cut into chunks.
+    #[schemars(extend("examples" = [{"pattern": "data/**/*.csv"}]))]
     pub glob: Option<GlobFile>,
     /// Parameters: every combination of their values runs every chunk of the source, like a CI
     /// matrix, with `include` and `exclude` as GitHub Actions defines them. The first key is
@@ -84,12 +89,15 @@ pub struct JobFile {
     pub record_env: Option<Vec<String>>,
     /// How tasks run: how many at once, time limits, retries, halting.
     #[serde(default)]
+    #[schemars(extend("examples" = [{"processes": 4, "timeout": "30s", "retries": 2}]))]
     pub pool: PoolFile,
     /// Where the run directory goes, and how many runs are kept.
     #[serde(default)]
+    #[schemars(extend("examples" = [{"dir": "runs/{name}/{run-id}", "keep": 30}]))]
     pub report: ReportFile,
     /// Run the tasks as Slurm job arrays instead of on this machine (`--backend local` runs
     /// them here anyway). The run directory must be on storage the compute nodes share.
+    #[schemars(extend("examples" = [{"partition": "batch", "extra-args": ["--mem=2G"]}]))]
     pub slurm: Option<SlurmFile>,
 }
 
@@ -367,11 +375,11 @@ pub struct PoolFile {
     #[schemars(extend("default" = "never", "examples" = ["first-failure", {"max-failures": 3}]))]
     pub halt: Option<HaltSpec>,
     /// On a halt: `"soon"` lets running tasks finish, `"now"` stops them. Default: `"soon"`.
-    #[schemars(extend("default" = "soon"))]
+    #[schemars(extend("default" = "soon", "examples" = ["now"]))]
     pub halt_mode: Option<HaltMode>,
     /// When another run of this job holds its lock: `"skip"` exits 75 at once, `"wait"` waits
     /// for it (counting against `deadline`). Default: `"skip"`.
-    #[schemars(extend("default" = "skip"))]
+    #[schemars(extend("default" = "skip", "examples" = ["wait"]))]
     pub overlap: Option<Overlap>,
     /// The whole run's time limit; past it, running tasks are stopped and the run is halted.
     /// Default: none.
@@ -430,10 +438,10 @@ pub struct SlurmFile {
     #[schemars(pattern(grammar::SLURM_NAME.pattern()), extend("examples" = ["batch"]))]
     pub partition: Option<String>,
     /// `sbatch --account`. Default: the user's default account.
-    #[schemars(pattern(grammar::SLURM_NAME.pattern()))]
+    #[schemars(pattern(grammar::SLURM_NAME.pattern()), extend("examples" = ["proj42"]))]
     pub account: Option<String>,
     /// `sbatch --qos`. Default: the account's default QOS.
-    #[schemars(pattern(grammar::SLURM_NAME.pattern()))]
+    #[schemars(pattern(grammar::SLURM_NAME.pattern()), extend("examples" = ["normal"]))]
     pub qos: Option<String>,
     /// More `sbatch` options, each starting with `-`, applied to every element.
     #[schemars(

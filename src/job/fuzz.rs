@@ -26,7 +26,10 @@ const TOP: &[&str] = &[
 const RANGE: &[&str] = &["start", "end", "step", "chunk-size", "chunk_size", "stop"];
 /// `[pool]`'s keys, and a typo.
 static POOL: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
-    let (_, keys) = TABLE_KEYS.iter().find(|(t, _)| *t == "pool").expect("[pool]");
+    let (_, keys) = TABLE_KEYS
+        .iter()
+        .find(|(t, _)| *t == "pool")
+        .expect("[pool]");
     keys.iter().copied().chain(["timout"]).collect()
 });
 

@@ -48,7 +48,7 @@ pub struct ExponentialSpec {
     #[schemars(schema_with = "duration", extend("examples" = ["1s"]))]
     pub initial: DurationValue,
     /// Each further retry waits this many times longer, from 1 to 100. Default: 2.
-    #[schemars(range(min = grammar::FACTOR.0, max = grammar::FACTOR.1), extend("default" = 2))]
+    #[schemars(range(min = grammar::FACTOR.0, max = grammar::FACTOR.1), extend("default" = 2, "examples" = [1.5]))]
     pub factor: Option<f64>,
     /// The longest delay. Default: none.
     #[serde(default)]
