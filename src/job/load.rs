@@ -202,8 +202,14 @@ fn from_text(
     match job {
         Some(job) if errors.is_empty() => Ok(job),
         _ => {
-            // In file order; errors in `--set` arguments after the file's.
-            errors.sort_by_key(|d| (d.file != shown, d.line, d.column));
+            // In file order; errors in `--set` arguments after the file's, as found.
+            errors.sort_by_key(|d| {
+                if d.file == shown {
+                    (0, d.line, d.column)
+                } else {
+                    (1, 0, 0)
+                }
+            });
             Err(JobError::Invalid(errors))
         }
     }
@@ -548,7 +554,11 @@ fn serde_diagnostic(
         .filter(|s| s.start > text.len())
         .and_then(|s| sets.locate(s))
     {
-        return overrides::diagnostic(arg, Some(local), message, Some(key));
+        let path: Vec<KeyPart> = key.split('.').map(|k| KeyPart::Key(k.to_owned())).collect();
+        let help = misplaced_key_help(&path, &message)
+            .or_else(|| unknown_field_help(&message))
+            .or_else(|| slip_help(&path, &message));
+        return overrides::diagnostic(arg, Some(local), message, Some(key)).with_help(help);
     }
     // A missing key is reported on the table that lacks it; the whole document for the root.
     let missing = message

@@ -409,3 +409,38 @@ fn example_jobs_and_documented_job_files_are_taplo_formatted() {
         text(&out)
     );
 }
+
+#[test]
+fn errors_in_set_arguments_come_after_the_files_with_the_same_hints() {
+    let job = Job::new("command = \"echo {item}\"\nname = \"a b\"\n[range]\nstart = 0\nend = 3\n");
+    let out = job.cmd(
+        "validate",
+        &[
+            "--set",
+            "timeout=30s",
+            "--set",
+            "pool.retries=5000",
+            "--set",
+            "pool.timeout=\"30\"",
+        ],
+    );
+    assert_eq!(out.code, 2);
+    let keys: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("error: invalid job file: `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    assert_eq!(keys[0], "name", "{}", out.stderr);
+    assert_eq!(keys.len(), 4, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("help: `timeout` belongs in `[pool]`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("add a unit, e.g. `\"30s\"`"),
+        "{}",
+        out.stderr
+    );
+}
