@@ -189,14 +189,17 @@ fn from_text(
         sets,
         found: RefCell::default(),
     };
-    let job = validator.job(parsed.file, base_dir, overrides);
+    let had_errors = !parsed.errors.is_empty();
+    let job = validator.job(parsed.file, base_dir, overrides, !had_errors);
     let mut errors = parsed.errors;
-    let had_errors = !errors.is_empty();
     // A value that could not be read was left out (or stood in for); what the checks say
-    // about it, or about the job as a whole, would only repeat the error already found.
+    // about it, or about the job as a whole, would only repeat the error already found. A
+    // glob is matched in `cwd`, so it is not judged without it.
+    let cwd_dropped = parsed.dropped.iter().any(|d| d == "cwd");
     errors.extend(validator.found.into_inner().into_iter().filter(|d| {
         let key = d.key.as_deref().unwrap_or("");
-        let repeats = parsed.dropped.iter().any(|t| overlaps(t, key));
+        let repeats =
+            parsed.dropped.iter().any(|t| overlaps(t, key)) || cwd_dropped && overlaps("glob", key);
         !(repeats || had_errors && key.is_empty())
     }));
     match job {
@@ -773,7 +776,17 @@ impl Validator {
 
     /// The job, or `None` with every error found kept in `found`: each key is checked on its
     /// own, and a check that needs another key's value runs only when that value is good.
-    fn job(&self, file: JobFile, base_dir: PathBuf, overrides: &Overrides) -> Option<Job> {
+    ///
+    /// `complete` says that every value of the file was read: the checks across keys (which
+    /// placeholders have values, whether items fit in an argument) run only then, since a
+    /// value left out would make them report what is not wrong.
+    fn job(
+        &self,
+        file: JobFile,
+        base_dir: PathBuf,
+        overrides: &Overrides,
+        complete: bool,
+    ) -> Option<Job> {
         let name = self.collect(self.name(file.name.as_deref()));
         let matrix = self.collect(self.matrix(file.matrix.as_ref()));
         // Placeholders name the matrix's keys even when the matrix has an error.
@@ -811,6 +824,7 @@ impl Validator {
             Some(seed),
             Some(matrix),
         ) = (&name, &command, &cwd, &env, &source, &seed, &matrix)
+            && complete
         {
             let templates = task_templates(command, cwd.as_ref(), env);
             if self

@@ -444,3 +444,20 @@ fn errors_in_set_arguments_come_after_the_files_with_the_same_hints() {
         out.stderr
     );
 }
+
+#[test]
+fn a_value_that_cannot_be_read_is_reported_once_not_again_through_what_uses_it() {
+    let job = Job::new(
+        "command = \"echo {item} {seed}\"\nseed = \"x\"\ncwd = 5\n[glob]\npattern = \"*.csv\"\n",
+    );
+    let out = job.cmd("validate", &[]);
+    assert_eq!(out.code, 2);
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 2, "{}", out.stderr);
+    assert!(errors[0].contains("`seed`"), "{}", out.stderr);
+    assert!(errors[1].contains("`cwd`"), "{}", out.stderr);
+}
