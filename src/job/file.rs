@@ -299,6 +299,14 @@ impl JsonSchema for MatrixFile {
                 "description": "A parameter and the values it takes; `{name}` in a command is \
                     its value, and `POOLRUN_PARAM_NAME` too.",
             },
+            // A parameter, or an `include` entry: else the matrix has no combination.
+            "anyOf": [
+                {
+                    "properties": {"include": {"type": "array", "minItems": 1}},
+                    "required": ["include"],
+                },
+                {"not": {"propertyNames": {"type": "string", "enum": ["include", "exclude"]}}},
+            ],
             "examples": [{"lr": [0.1, 0.01], "model": ["small", "large"]}],
         })
     }

@@ -63,11 +63,11 @@ pub static ITEM: Rule = Rule::new(|| r"^[^\n\x00]*$".into());
 /// A matrix parameter's name: usable as a placeholder and, upper-cased, as a variable name.
 pub static PARAMETER: Rule = Rule::new(|| "^[A-Za-z0-9_-]+$".into());
 
-/// A Slurm partition, account or QOS: no blanks, not starting with `-`.
-pub static SLURM_NAME: Rule = Rule::new(|| format!("^[^{BLANK}-][^{BLANK}]*$"));
+/// A Slurm partition, account or QOS: no blanks or NUL, not starting with `-`.
+pub static SLURM_NAME: Rule = Rule::new(|| format!(r"^[^{BLANK}\x00-][^{BLANK}\x00]*$"));
 
-/// An `sbatch` option: starts with `-`.
-pub static SBATCH_OPTION: Rule = Rule::new(|| "^-".into());
+/// An `sbatch` option: starts with `-`, no NUL.
+pub static SBATCH_OPTION: Rule = Rule::new(|| r"^-[^\x00]*$".into());
 
 /// A duration: parts such as `30s`, `1.5h` or `1m 30s`, each a number and a unit.
 pub static DURATION: Rule = Rule::new(|| format!("^{PART}( *{PART})*$", PART = part(NUMBER)));
@@ -206,12 +206,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
         total = total.saturating_add(decimal(whole).saturating_mul(scale));
         if !fraction.is_empty() {
-            let places = u32::try_from(fraction.len()).unwrap_or(u32::MAX);
-            let part = decimal(fraction).saturating_mul(scale);
-            total = total.saturating_add(match 10u128.checked_pow(places) {
-                Some(denominator) => part.div_ceil(denominator),
-                None => u128::from(part > 0),
-            });
+            // Twenty digits keep `digits * scale` inside 128 bits; a digit past them that is
+            // not zero rounds up like any other remainder.
+            let (kept, past) = fraction.split_at(fraction.len().min(FRACTION_DIGITS));
+            let denominator = 10u128.pow(u32::try_from(kept.len()).unwrap_or(0));
+            let scaled = decimal(kept) * scale;
+            let exact = scaled.is_multiple_of(denominator) && past.bytes().all(|b| b == b'0');
+            total = total.saturating_add(scaled / denominator + u128::from(!exact));
         }
         rest = after.trim_start();
     }
@@ -221,6 +222,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let nanos = u64::try_from(total).expect("at most ten years");
     Ok(Duration::from_nanos(nanos))
 }
+
+/// The fraction digits a duration's part is read to; any further digit only rounds up.
+const FRACTION_DIGITS: usize = 20;
 
 /// The value of ASCII digits, saturating.
 fn decimal(digits: &str) -> u128 {
@@ -399,6 +403,18 @@ mod tests {
         assert_eq!(parse_duration("1M"), Ok(s(2_630_016)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("0.5ns"), Ok(Duration::from_nanos(1)));
+        assert_eq!(
+            parse_duration("0.50000000000000000000000000000000s"),
+            Ok(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_duration("0.500000000000000000000000000000001s"),
+            Ok(Duration::from_nanos(500_000_001))
+        );
+        assert_eq!(
+            parse_duration("10.03000000000000000000000000000y"),
+            Err(DurationError::TooLong)
+        );
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("11y"), Err(DurationError::TooLong));
         assert_eq!(

@@ -189,18 +189,28 @@ fn from_text(
         sets,
         found: RefCell::default(),
     };
-    let had_errors = !parsed.errors.is_empty();
-    let job = validator.job(parsed.file, base_dir, overrides, !had_errors);
+    // The checks across keys (placeholders, items that must fit, "nothing to run over") need
+    // every key they read: they run only when none of those was left out.
+    // An unknown top-level key may be one of those misspelt (`[rnage]`).
+    let top_level = TABLE_KEYS
+        .iter()
+        .find_map(|(table, keys)| table.is_empty().then_some(*keys))
+        .unwrap_or_default();
+    let complete = !parsed.dropped.iter().any(|d| {
+        let top = d.split(['.', '[']).next().unwrap_or("");
+        top.is_empty() || CROSS_KEYS.contains(&top) || !top_level.contains(&top)
+    });
+    let job = validator.job(parsed.file, base_dir, overrides, complete);
     let mut errors = parsed.errors;
     // A value that could not be read was left out (or stood in for); what the checks say
-    // about it, or about the job as a whole, would only repeat the error already found. A
-    // glob is matched in `cwd`, so it is not judged without it.
+    // about it would only repeat the error already found. A glob is matched in `cwd`, so it
+    // is not judged without it.
     let cwd_dropped = parsed.dropped.iter().any(|d| d == "cwd");
     errors.extend(validator.found.into_inner().into_iter().filter(|d| {
         let key = d.key.as_deref().unwrap_or("");
         let repeats =
             parsed.dropped.iter().any(|t| overlaps(t, key)) || cwd_dropped && overlaps("glob", key);
-        !(repeats || had_errors && key.is_empty())
+        !(repeats || !complete && key.is_empty())
     }));
     match job {
         Some(job) if errors.is_empty() => Ok(job),
@@ -247,6 +257,11 @@ fn overlaps(a: &str, b: &str) -> bool {
     inside(a, b) || inside(b, a)
 }
 
+/// The keys the checks across keys read.
+const CROSS_KEYS: [&str; 10] = [
+    "name", "command", "cwd", "env", "seed", "range", "values", "lines", "glob", "matrix",
+];
+
 /// At most this many errors are reported from one job file.
 const MAX_ERRORS: usize = 50;
 
@@ -271,6 +286,8 @@ fn deserialize(shown: &str, text: &str, sets: &Sets) -> Result<Parsed, Vec<Diagn
     let mut table = root.into_inner();
     let mut errors = Vec::new();
     let mut dropped: Vec<String> = Vec::new();
+    // The keys repaired so far, each with whether it was stood in for.
+    let mut seen: Vec<(String, bool)> = Vec::new();
     loop {
         let attempt = toml::Spanned::new(span.clone(), table.clone());
         let error = match JobFile::deserialize(toml::de::Deserializer::from(attempt)) {
@@ -289,24 +306,42 @@ fn deserialize(shown: &str, text: &str, sets: &Sets) -> Result<Parsed, Vec<Diagn
             .message()
             .strip_prefix("missing field `")
             .and_then(|m| m.split('`').next());
+        // A required key is missing because its value was left out: already reported.
+        if !(missing.is_some() && dropped.contains(&key)) {
+            errors.push(*diagnostic);
+        }
+        // The same repair again means the last one did not take: stop there.
+        let repair = (key.clone(), missing.is_some());
+        if seen.contains(&repair) || text.trim().is_empty() || errors.len() >= MAX_ERRORS {
+            return Err(errors);
+        }
         let repaired = match (missing, error.span()) {
             (Some(field), Some(at)) => stand_in(&mut table, &at, field),
             (None, Some(at)) => leave_out(&mut table, at.start),
             _ => false,
         };
-        // A required key is missing because its value was left out: already reported.
-        if !(missing.is_some() && dropped.contains(&key)) {
-            errors.push(*diagnostic);
-        }
-        // A repair that did not take (the same key again) ends the search too.
-        if !repaired
-            || text.trim().is_empty()
-            || errors.len() >= MAX_ERRORS
-            || dropped.contains(&key)
-        {
+        if !repaired {
             return Err(errors);
         }
+        seen.push(repair);
+        dropped.push(match missing {
+            // What the checks say of a table with a stand-in value would be about the stand-in.
+            Some(_) => key
+                .rsplit_once('.')
+                .map_or("", |(table, _)| table)
+                .to_owned(),
+            // The elements after one left out have moved: the whole array is out of the checks.
+            None => strip_index(&key).to_owned(),
+        });
         dropped.push(key);
+    }
+}
+
+/// A key path without its last array index: `record-env[2]` is `record-env`.
+fn strip_index(key: &str) -> &str {
+    match key.strip_suffix(']').and_then(|k| k.rsplit_once('[')) {
+        Some((array, index)) if index.bytes().all(|b| b.is_ascii_digit()) => array,
+        _ => key,
     }
 }
 
@@ -689,6 +724,9 @@ fn unknown_field_help(message: &str) -> Option<String> {
     Some(format!("did you mean `{nearest}`?"))
 }
 
+/// A check failed, and its errors are in `Validator::found`.
+pub(super) struct Reported;
+
 /// A template and the key path it was read from, e.g. `["command", "[2]"]`.
 pub(super) type PlacedTemplate<'a> = (Vec<String>, &'a Template);
 
@@ -809,12 +847,17 @@ impl Validator {
         let env_pass = self.collect(self.env_pass(&file));
         let seed = self.collect(self.seed(file.seed));
         let record_env = self.collect(self.record_env(file.record_env.as_ref()));
-        let source = self.collect(self.source(
-            &file,
-            &base_dir,
-            cwd.as_ref().and_then(Option::as_ref),
-            overrides,
-        ));
+        // A glob is matched in `cwd`: with a `cwd` that failed its check, not at all.
+        let source = if cwd.is_none() && file.glob.is_some() {
+            None
+        } else {
+            self.collect(self.source(
+                &file,
+                &base_dir,
+                cwd.as_ref().and_then(Option::as_ref),
+                overrides,
+            ))
+        };
         if let (
             Some(name),
             Some(command),
@@ -841,28 +884,9 @@ impl Validator {
             }
         }
         let pool = self.pool(&file, overrides);
-        let report = match (&overrides.run_dir, &file.report.dir) {
-            (Some(dir), _) => self.collect(
-                Template::parse(&dir.to_string_lossy(), &Placeholder::RUN)
-                    .map_err(|e| {
-                        Diagnostic::new("--run-dir", "", None, e.message).with_help(e.help)
-                    })
-                    .map(|template| {
-                        let here = std::env::current_dir().unwrap_or_else(|_| base_dir.clone());
-                        (here, template)
-                    }),
-            ),
-            (None, Some(dir)) => self
-                .collect(self.template_of(&["report", "dir"], dir, &Placeholder::RUN, &[]))
-                .map(|template| (base_dir.clone(), template)),
-            (None, None) => {
-                let template =
-                    Template::parse(DEFAULT_REPORT_DIR, &Placeholder::RUN).expect("valid default");
-                Some((base_dir.clone(), template))
-            }
-        };
+        let report = self.run_dir(file.report.dir.as_deref(), &base_dir, overrides);
         let keep = self.collect(self.keep(file.report.keep));
-        let slurm = self.collect(self.slurm(file.slurm));
+        let slurm = self.slurm(file.slurm).ok();
         let (report_base, report_dir) = report?;
         let (env_clear, env_pass) = env_pass?;
         Some(Job {
@@ -888,6 +912,36 @@ impl Validator {
         })
     }
 
+    /// Where the run directory goes: `--run-dir`, `[report] dir` or the default, and the folder
+    /// it is relative to.
+    fn run_dir(
+        &self,
+        written: Option<&str>,
+        base_dir: &Path,
+        overrides: &Overrides,
+    ) -> Option<(PathBuf, Template)> {
+        match (&overrides.run_dir, written) {
+            (Some(dir), _) => self.collect(
+                Template::parse(&dir.to_string_lossy(), &Placeholder::RUN)
+                    .map_err(|e| {
+                        Diagnostic::new("--run-dir", "", None, e.message).with_help(e.help)
+                    })
+                    .map(|template| {
+                        let here = std::env::current_dir().unwrap_or_else(|_| base_dir.to_owned());
+                        (here, template)
+                    }),
+            ),
+            (None, Some(dir)) => self
+                .collect(self.template_of(&["report", "dir"], dir, &Placeholder::RUN, &[]))
+                .map(|template| (base_dir.to_owned(), template)),
+            (None, None) => {
+                let template =
+                    Template::parse(DEFAULT_REPORT_DIR, &Placeholder::RUN).expect("valid default");
+                Some((base_dir.to_owned(), template))
+            }
+        }
+    }
+
     /// `[report] keep`.
     fn keep(&self, keep: Option<i64>) -> Check<Option<usize>> {
         Ok(match keep {
@@ -907,49 +961,55 @@ impl Validator {
         })
     }
 
-    /// `[slurm]`.
+    /// `[slurm]`, every key checked.
     fn slurm(
         &self,
         slurm: Option<crate::job::file::SlurmFile>,
-    ) -> Check<Option<crate::job::Slurm>> {
-        Ok(match slurm {
-            None => None,
-            Some(s) => {
-                for (key, value) in [
-                    ("partition", &s.partition),
-                    ("account", &s.account),
-                    ("qos", &s.qos),
-                ] {
-                    if value
-                        .as_deref()
-                        .is_some_and(|v| !grammar::SLURM_NAME.is_match(v))
-                    {
-                        return Err(self.error(
-                            &["slurm", key],
-                            None,
-                            format!("expected a Slurm name (no spaces, not starting with `-`), found {:?}", value.as_deref().unwrap_or("")),
-                        ));
-                    }
-                }
-                let extra_args = s.extra_args.unwrap_or_default();
-                if let Some(bad) = extra_args
-                    .iter()
-                    .find(|a| !grammar::SBATCH_OPTION.is_match(a))
-                {
-                    return Err(self.error(
-                        &["slurm", "extra-args"],
-                        None,
-                        format!("expected sbatch options such as \"--mem=2G\", found {bad:?}"),
-                    ));
-                }
-                Some(crate::job::Slurm {
-                    partition: s.partition,
-                    account: s.account,
-                    qos: s.qos,
-                    extra_args,
-                })
+    ) -> Result<Option<crate::job::Slurm>, Reported> {
+        let Some(s) = slurm else {
+            return Ok(None);
+        };
+        let mut good = true;
+        for (key, value) in [
+            ("partition", &s.partition),
+            ("account", &s.account),
+            ("qos", &s.qos),
+        ] {
+            if let Some(v) = value
+                .as_deref()
+                .filter(|v| !grammar::SLURM_NAME.is_match(v))
+            {
+                let message = format!(
+                    "expected a Slurm name (no spaces, not starting with `-`), found {v:?}"
+                );
+                self.found
+                    .borrow_mut()
+                    .push(*self.error(&["slurm", key], None, message));
+                good = false;
             }
-        })
+        }
+        let extra_args = s.extra_args.unwrap_or_default();
+        for (i, bad) in extra_args
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| !grammar::SBATCH_OPTION.is_match(a))
+        {
+            let message = format!("expected sbatch options such as \"--mem=2G\", found {bad:?}");
+            let at = format!("[{i}]");
+            self.found
+                .borrow_mut()
+                .push(*self.error(&["slurm", "extra-args", &at], None, message));
+            good = false;
+        }
+        if !good {
+            return Err(Reported);
+        }
+        Ok(Some(crate::job::Slurm {
+            partition: s.partition,
+            account: s.account,
+            qos: s.qos,
+            extra_args,
+        }))
     }
 
     fn name(&self, name: Option<&str>) -> Check<String> {

@@ -27,7 +27,7 @@ impl Validator {
                 .map(|d| self.positive(&["pool", "deadline"], d.0))
                 .transpose(),
         );
-        let retry = self.collect(self.retry(file));
+        let retry = self.retry(file);
         let halt = self.collect(self.halt(pool.halt.as_ref()));
         let memory_limit = self.collect(self.memory_limit(pool.memory_limit.as_deref()));
         let max_processes = self.collect(match pool.max_processes {
@@ -104,10 +104,11 @@ impl Validator {
         Ok(d)
     }
 
-    fn retry(&self, file: &JobFile) -> Check<Retry> {
+    /// `retries`, `retry-delay` and `retry-on`, each checked.
+    fn retry(&self, file: &JobFile) -> Option<Retry> {
         let pool = &file.pool;
-        let retries = match pool.retries {
-            None => 0,
+        let retries = self.collect(match pool.retries {
+            None => Ok(0),
             Some(n) => u32::try_from(n)
                 .ok()
                 .filter(|&n| n <= grammar::MAX_RETRIES)
@@ -117,41 +118,47 @@ impl Validator {
                         None,
                         format!("expected an integer from 0 to 1000, found {n}"),
                     )
-                })?,
-        };
+                }),
+        });
         let delay = match &pool.retry_delay {
-            None => Backoff::NONE,
-            Some(RetryDelaySpec::Fixed(d)) => Backoff {
+            None => Some(Backoff::NONE),
+            Some(RetryDelaySpec::Fixed(d)) => Some(Backoff {
                 initial: d.0,
                 ..Backoff::NONE
-            },
+            }),
             Some(RetryDelaySpec::Exponential(e)) => {
                 let factor = e.factor.unwrap_or(2.0);
                 let (least, most) = grammar::FACTOR;
-                if !(least..=most).contains(&factor) {
+                let factor = self.collect(if (least..=most).contains(&factor) {
+                    Ok(factor)
+                } else {
                     let message = format!("expected a factor from 1 to 100, found {factor}");
-                    return Err(self.error(&["pool", "retry-delay", "factor"], None, message));
-                }
-                let jitter = match &e.jitter {
-                    None => 0.0,
+                    Err(self.error(&["pool", "retry-delay", "factor"], None, message))
+                });
+                let jitter = self.collect(match &e.jitter {
+                    None => Ok(0.0),
                     Some(j) => parse_percent(&PERCENT, j).ok_or_else(|| {
                         let message = format!("expected a percentage from 0% to 100%, found {j:?}");
                         self.error(&["pool", "retry-delay", "jitter"], None, message)
-                    })?,
-                };
-                Backoff {
+                    }),
+                });
+                Some(Backoff {
                     initial: e.initial.0,
-                    factor,
+                    factor: factor?,
                     max: e.max.map(|m| m.0),
-                    jitter,
-                }
+                    jitter: jitter?,
+                })
             }
         };
         let on = pool
             .retry_on
             .as_deref()
             .map_or_else(RetryOn::default_set, RetryOn::from_items);
-        Ok(Retry { retries, delay, on })
+        Some(Retry {
+            retries: retries?,
+            delay: delay?,
+            on,
+        })
     }
 
     fn halt(&self, spec: Option<&HaltSpec>) -> Check<Halt> {

@@ -461,3 +461,34 @@ fn a_value_that_cannot_be_read_is_reported_once_not_again_through_what_uses_it()
     assert!(errors[0].contains("`seed`"), "{}", out.stderr);
     assert!(errors[1].contains("`cwd`"), "{}", out.stderr);
 }
+
+#[test]
+fn a_wrong_type_in_a_required_key_does_not_hide_the_rest_of_the_file() {
+    let job = Job::new(
+        "name = \"bad name!\"\ncommand = 5\n[range]\nstart = 5\n[pool]\nprocesses = 5000\nretries = 5000\nretry-delay = { initial = \"1s\", factor = 0.5, jitter = \"150%\" }\n[slurm]\npartition = \"-x\"\nqos = \"a b\"\n",
+    );
+    let out = job.cmd("validate", &[]);
+    assert_eq!(out.code, 2);
+    let keys: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("error: invalid job file: `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "name",
+            "command",
+            "range.end",
+            "pool.processes",
+            "pool.retries",
+            "pool.retry-delay.factor",
+            "pool.retry-delay.jitter",
+            "slurm.partition",
+            "slurm.qos",
+        ],
+        "{}",
+        out.stderr
+    );
+}
