@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::job::duration::DurationValue;
 pub use crate::job::duration::MAX_DURATION;
 use crate::job::grammar;
-use crate::job::policy::{HaltMode, HaltSpec, Overlap, RetryDelaySpec, RetryOnItem};
+use crate::job::policy::{HaltMode, HaltSpec, Overlap, RetryDelaySpec, RetryOnItem, duration};
 use crate::job::template::Placeholder;
 
 /// A job file, key for key.
@@ -409,11 +409,6 @@ pub struct PoolFile {
     /// make one, else `RLIMIT_NPROC`). Default: no limit.
     #[schemars(range(min = 1, max = u32::MAX), extend("examples" = [64]))]
     pub max_processes: Option<i64>,
-}
-
-/// The schema of a duration.
-fn duration(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({"type": "string", "pattern": grammar::DURATION.pattern()})
 }
 
 /// The schema of a duration above zero.

@@ -61,7 +61,7 @@ pub struct ExponentialSpec {
 }
 
 /// The schema of a duration.
-fn duration(_: &mut SchemaGenerator) -> Schema {
+pub(super) fn duration(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "string", "pattern": grammar::DURATION.pattern()})
 }
 

@@ -285,6 +285,15 @@ retry-on = ["failed"]
     assert!(refused.is_empty(), "{said}");
 }
 
+/// The key of each job-file error in `stderr`, in order.
+fn error_keys(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("error: invalid job file: `"))
+        .filter_map(|l| l.split('`').next())
+        .collect()
+}
+
 #[test]
 fn every_error_in_a_job_file_is_reported_in_one_pass_in_file_order() {
     let job = Job::new(
@@ -306,11 +315,7 @@ halt = {}
     let out = job.cmd("validate", &[]);
     assert_eq!(out.code, 2);
     let stderr = out.stderr;
-    let keys: Vec<&str> = stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("error: invalid job file: `"))
-        .filter_map(|l| l.split('`').next())
-        .collect();
+    let keys = error_keys(&stderr);
     assert_eq!(
         keys,
         [
@@ -425,12 +430,7 @@ fn errors_in_set_arguments_come_after_the_files_with_the_same_hints() {
         ],
     );
     assert_eq!(out.code, 2);
-    let keys: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("error: invalid job file: `"))
-        .filter_map(|l| l.split('`').next())
-        .collect();
+    let keys = error_keys(&out.stderr);
     assert_eq!(keys[0], "name", "{}", out.stderr);
     assert_eq!(keys.len(), 4, "{}", out.stderr);
     assert!(
@@ -469,12 +469,7 @@ fn a_wrong_type_in_a_required_key_does_not_hide_the_rest_of_the_file() {
     );
     let out = job.cmd("validate", &[]);
     assert_eq!(out.code, 2);
-    let keys: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("error: invalid job file: `"))
-        .filter_map(|l| l.split('`').next())
-        .collect();
+    let keys = error_keys(&out.stderr);
     assert_eq!(
         keys,
         [
