@@ -544,23 +544,15 @@ impl Processes {
     /// Parses the command-line or file spelling: `N`, `auto` or `N%`.
     pub fn parse(s: &str) -> Result<Self, String> {
         const EXPECTED: &str = r#"an integer >= 1, "auto" or "N%""#;
-        if s == "auto" {
+        // "auto" and "N%" are spelled as the schema says.
+        if grammar::PROCESSES.is_match(s) {
             return Ok(Self::Named(s.to_owned()));
         }
-        // Plain digits with no sign or leading zero, as the schema's pattern says.
-        let number = |digits: &str| {
-            let plain = !digits.is_empty()
-                && digits.bytes().all(|b| b.is_ascii_digit())
-                && !digits.starts_with('0');
-            plain.then(|| digits.parse::<u32>().ok()).flatten()
-        };
-        if let Some(pct) = s.strip_suffix('%') {
-            return match number(pct) {
-                Some(n) if n <= grammar::MAX_PERCENT => Ok(Self::Named(s.to_owned())),
-                _ => Err(format!("expected {EXPECTED}, found \"{s}\"")),
-            };
-        }
-        number(s)
+        // A count (on the command line): plain digits, no sign or leading zero.
+        let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0');
+        plain
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
             .map(Self::Count)
             .ok_or_else(|| format!("expected {EXPECTED}, found \"{s}\""))
     }

@@ -121,11 +121,10 @@ impl<'de> Deserialize<'de> for RetryOnItem {
                 f.write_str(r#""failed", "timed_out", "spawn_failed" or an exit code"#)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                match v {
-                    "failed" | "timed_out" | "spawn_failed" => {
-                        Ok(RetryOnItem::Outcome(v.to_owned()))
-                    }
-                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                if RETRY_OUTCOMES.contains(&v) {
+                    Ok(RetryOnItem::Outcome(v.to_owned()))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
                 }
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
@@ -150,6 +149,9 @@ pub enum HaltSpec {
     Table(HaltTable),
 }
 
+/// The names `halt` may be.
+pub const HALT_NAMES: [&str; 2] = ["never", "first-failure"];
+
 impl JsonSchema for HaltSpec {
     fn schema_name() -> Cow<'static, str> {
         "Halt".into()
@@ -159,7 +161,7 @@ impl JsonSchema for HaltSpec {
         let table = generator.subschema_for::<HaltTable>();
         json_schema!({
             "if": {"type": "string"},
-            "then": {"type": "string", "enum": ["never", "first-failure"]},
+            "then": {"type": "string", "enum": HALT_NAMES},
             "else": table,
         })
     }
@@ -206,9 +208,10 @@ impl<'de> Deserialize<'de> for HaltSpec {
                 f.write_str(r#""never", "first-failure", { max-failures = N } or { max-failure-rate = "10%", after = N }"#)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                match v {
-                    "never" | "first-failure" => Ok(HaltSpec::Named(v.to_owned())),
-                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                if HALT_NAMES.contains(&v) {
+                    Ok(HaltSpec::Named(v.to_owned()))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
                 }
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
