@@ -367,6 +367,46 @@ fn quiet_tasks_leave_no_empty_files() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
 }
 
+/// One worker's tasks share an output spool: every task's files hold exactly what it wrote,
+/// whatever the tasks before it in the same worker did (wrote, stayed quiet, truncated their
+/// stdout), and quiet ones still leave nothing.
+#[test]
+fn each_task_output_is_its_own_whatever_the_tasks_before_it_did() {
+    let script = "case {id} in \
+        1|3) printf 'out%s' {id}; printf 'err%s' {id} >&2;; \
+        4) printf 'doomed'; : > /dev/stdout;; \
+        6) printf 'x%.0s' $(seq 5000);; \
+        esac";
+    let job = Job::new(&format!(
+        "command = \"{script}\"\n[range]\nstart = 0\nend = 9\n[pool]\nprocesses = 1\n"
+    ));
+    assert_eq!(job.run(&[]).code, 0);
+    let dir = job.latest("job");
+    let mut files: Vec<String> = std::fs::read_dir(dir.join("tasks"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["1.err", "1.out", "3.err", "3.out", "6.out"]);
+    let read = |name: &str| std::fs::read_to_string(dir.join("tasks").join(name)).unwrap();
+    assert_eq!(read("1.out"), "out1");
+    assert_eq!(read("3.out"), "out3");
+    assert_eq!(read("3.err"), "err3");
+    let six = read("6.out");
+    assert!(
+        six == "x".repeat(5000),
+        "6.out is {} bytes and starts {:?}",
+        six.len(),
+        &six[..8]
+    );
+    let report = job.report();
+    let bytes: Vec<u64> = tasks(&report)
+        .iter()
+        .map(|t| t["stdout_bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(bytes, [0, 4, 0, 4, 0, 0, 5000, 0, 0]);
+}
+
 #[test]
 fn a_script_whose_interpreter_is_missing_says_so() {
     let job = Job::new("command = [\"./script\"]\n[range]\nstart = 0\nend = 1\n");

@@ -13,7 +13,7 @@ use crate::exec::local::cgroup::SlotCgroup;
 use crate::exec::local::containment::TOKEN_VARIABLE;
 use crate::exec::local::context::Context;
 use crate::exec::local::exit_watch::ExitWatch;
-use crate::exec::local::output::Output;
+use crate::exec::local::output::{Output, Spools};
 use crate::exec::local::unix::{self, ChildSetup, UnixSignal};
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
 use crate::exec::{Event, Started};
@@ -21,11 +21,16 @@ use crate::plan::Task;
 
 /// `run_attempt`, with a panic turned into a `failed` outcome: the pool counts outcomes, so a
 /// worker that died without one would leave the run waiting forever.
-pub(crate) fn run_attempt_guarded(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
+pub(crate) fn run_attempt_guarded(
+    task: Task,
+    attempt: u32,
+    ctx: &Context<'_>,
+    spools: &mut Spools,
+) -> TaskOutcome {
     let fallback = task.clone();
     let started_at = SystemTime::now();
-    std::panic::catch_unwind(AssertUnwindSafe(|| run_attempt(task, attempt, ctx))).unwrap_or_else(
-        |panic| {
+    std::panic::catch_unwind(AssertUnwindSafe(|| run_attempt(task, attempt, ctx, spools)))
+        .unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
@@ -35,21 +40,20 @@ pub(crate) fn run_attempt_guarded(task: Task, attempt: u32, ctx: &Context<'_>) -
             let mut outcome = not_started(fallback, attempt, started_at, false, reason);
             outcome.status = TaskStatus::Failed;
             outcome
-        },
-    )
+        })
 }
 
 /// Runs attempt `attempt` of `task` and says how it went. Every failure to start or run becomes
 /// a status, never an error.
-fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
+fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>, spools: &mut Spools) -> TaskOutcome {
     let started_at = SystemTime::now();
     let clock = Instant::now();
     if attempt > 1 {
         keep_earlier_attempt(ctx.tasks_dir, &task, attempt - 1);
     }
     let outputs = (|| {
-        let out = Output::create(ctx.tasks_dir, &task.output_file("out"))?;
-        let err = Output::create(ctx.tasks_dir, &task.output_file("err"))?;
+        let out = spools.out.output(&task.output_file("out"))?;
+        let err = spools.err.output(&task.output_file("err"))?;
         let ends = (out.for_child()?, err.for_child()?);
         Ok::<_, io::Error>((ends, (out, err)))
     })();
@@ -111,6 +115,8 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>) -> TaskOutcome {
         .map_or((None, None), |s| unix::status_parts(*s));
     let (status, error) = classify(&status, timed_out, cancelled, ctx.timeout);
     let (stdout_bytes, stdout_sha256, stderr_bytes, stderr_tail) = collect_output(&out, &err);
+    spools.out.settle(out, stdout_bytes);
+    spools.err.settle(err, stderr_bytes);
     TaskOutcome {
         task,
         status,

@@ -22,6 +22,7 @@ use crate::exec::engine::{self, Backend, Dispatch, PoolEnd};
 use crate::exec::local::attempt::run_attempt_guarded;
 use crate::exec::local::containment::{Containment, Identity};
 use crate::exec::local::context::Context;
+use crate::exec::local::output::Spools;
 use crate::exec::local::pause::PauseClock;
 use crate::exec::local::running::Running;
 use crate::exec::local::unix::UnixSignal;
@@ -166,13 +167,14 @@ impl Backend for LocalBackend<'_> {
 /// A worker: takes attempts from the dispenser and runs them until it is closed.
 fn work<I: Iterator<Item = Dispatch>>(dispenser: &Dispenser<I>, ctx: &Context<'_>) {
     ctx.containment.enter_slot();
+    let mut spools = Spools::new(ctx.tasks_dir);
     while let Some(Work {
         task,
         attempt,
         tries,
     }) = dispenser.take()
     {
-        let mut outcome = run_attempt_guarded(task, attempt, ctx);
+        let mut outcome = run_attempt_guarded(task, attempt, ctx, &mut spools);
         outcome.tries = tries + 1;
         let id = outcome.task.id.0;
         // Only an outcome that may halt the run holds the slot: a failure, or with a failure-rate

@@ -1,9 +1,11 @@
 //! A task's stdout and stderr: files in the run directory that the task writes straight into.
 //!
-//! Each starts as an unnamed file (`O_TMPFILE`) in `tasks/` and gets its name, `<id>.out` or
-//! `<id>.err`, only if the task wrote something: a quiet task costs no directory entry and no
-//! unlink. Where the file system has no `O_TMPFILE`, named files are created and empty ones
-//! removed, to the same effect.
+//! Each worker keeps a spool per stream: an unnamed file (`O_TMPFILE`) in `tasks/` that its tasks
+//! write into one after another. A quiet task leaves the spool empty and the next task uses it
+//! again, so a quiet task costs no inode, no directory entry and no unlink. A task that wrote
+//! something keeps the file: it is named `<id>.out` or `<id>.err` with `linkat`, and the worker
+//! opens a new spool. Where the file system has no `O_TMPFILE`, named files are created and empty
+//! ones removed, to the same effect.
 
 use std::fs::File;
 use std::io;
@@ -16,23 +18,66 @@ use rustix::fs::{AtFlags, CWD, Mode, OFlags, linkat, open};
 /// How much of stderr the report keeps.
 pub const STDERR_TAIL_BYTES: u64 = 4096;
 
-/// One output stream of a task attempt.
-pub(crate) struct Output {
-    file: File,
-    path: PathBuf,
-    /// Whether the file already has its name (the fallback without `O_TMPFILE`).
-    named: bool,
+/// One worker's spools, for its tasks' stdout and stderr.
+pub(crate) struct Spools {
+    pub out: Spool,
+    pub err: Spool,
 }
 
-impl Output {
-    /// An output that will be `dir/name` if the task writes to it.
-    pub fn create(dir: &Path, name: &str) -> io::Result<Self> {
-        let path = dir.join(name);
-        let mode = Mode::from_raw_mode(crate::report::FILE_MODE);
-        // Linked into place with `linkat`, which never follows a symlink at the new name.
-        if let Ok(fd) = open(dir, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, mode) {
-            return Ok(Self {
-                file: File::from(fd),
+impl Spools {
+    /// Spools in `dir` (opened at the first task).
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            out: Spool::new(dir),
+            err: Spool::new(dir),
+        }
+    }
+}
+
+/// One worker's spool for one stream.
+pub(crate) struct Spool {
+    dir: PathBuf,
+    /// The unnamed file, empty between tasks; `None` until first used, after a task took it, or
+    /// where the file system has no `O_TMPFILE`.
+    file: Option<File>,
+}
+
+impl Spool {
+    /// A spool in `dir` (opened at the first task).
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            file: None,
+        }
+    }
+
+    /// The output `<dir>/<name>` of the next attempt: the spool, or a named file where there can
+    /// be no spool.
+    pub fn output(&mut self, name: &str) -> io::Result<Output> {
+        let path = self.dir.join(name);
+        // Written to since the last task (a process that escaped every containment still holds
+        // it): the next task gets a spool of its own. Seeking to the end also puts an empty
+        // spool's offset back at 0, should a task have truncated what it wrote.
+        if let Some(file) = &self.file
+            && rustix::fs::seek(file, rustix::fs::SeekFrom::End(0))? > 0
+        {
+            tracing::warn!("a process outside any task wrote to a task output spool; replacing it");
+            self.file = None;
+        }
+        if self.file.is_none() {
+            let mode = Mode::from_raw_mode(crate::report::FILE_MODE);
+            // Linked into place with `linkat`, which never follows a symlink at the new name.
+            if let Ok(fd) = open(
+                &self.dir,
+                OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+                mode,
+            ) {
+                self.file = Some(File::from(fd));
+            }
+        }
+        if let Some(file) = self.file.take() {
+            return Ok(Output {
+                file,
                 path,
                 named: false,
             });
@@ -43,13 +88,32 @@ impl Output {
         {
             return Err(e);
         }
-        Ok(Self {
+        Ok(Output {
             file: crate::report::secure::create_new(&path)?,
             path,
             named: true,
         })
     }
 
+    /// After the attempt, with the length `finish` gave: an unnamed output the task left empty
+    /// is the spool of the next task; a written one is the task's named file, and the next task
+    /// gets a new spool.
+    pub fn settle(&mut self, output: Output, len: u64) {
+        if len == 0 && !output.named {
+            self.file = Some(output.file);
+        }
+    }
+}
+
+/// One output stream of a task attempt.
+pub(crate) struct Output {
+    file: File,
+    path: PathBuf,
+    /// Whether the file already has its name (the fallback without `O_TMPFILE`).
+    named: bool,
+}
+
+impl Output {
     /// A handle for the child's stdout or stderr.
     pub fn for_child(&self) -> io::Result<File> {
         self.file.try_clone()
