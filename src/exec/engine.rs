@@ -199,6 +199,10 @@ impl<I: Iterator<Item = Dispatch>, S: Sink, B: Backend> Engine<'_, '_, I, S, B> 
             }
             let wake = [
                 self.commit_due,
+                // A sync waits for the next commit, which comes no sooner than its interval.
+                self.sink
+                    .sync_due()
+                    .map(|due| due.max(self.last_commit + COMMIT_INTERVAL)),
                 self.retries.next_due(),
                 self.stop.as_ref().and_then(|s| s.kill_at),
                 self.deadline.filter(|_| self.stop.is_none()),
@@ -224,7 +228,7 @@ impl<I: Iterator<Item = Dispatch>, S: Sink, B: Backend> Engine<'_, '_, I, S, B> 
             self.commit_soon();
         }
         self.settle_retries();
-        self.record(S::commit);
+        self.record(S::flush);
     }
 
     /// Group commit: a batch is committed at most `COMMIT_INTERVAL` after the previous commit,

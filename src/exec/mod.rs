@@ -42,8 +42,17 @@ pub trait Sink {
     ) -> Result<(), Self::Error>;
     /// A task has its final outcome.
     fn task_done(&mut self, outcome: TaskOutcome) -> Result<(), Self::Error>;
-    /// Makes everything recorded so far durable.
+    /// Writes everything recorded so far, durable at once where the engine acts on it (a failure
+    /// it may retry or halt on); the rest may wait for its fsync until `sync_due`.
     fn commit(&mut self) -> Result<(), Self::Error>;
+    /// When something written is due for its fsync, by another `commit`.
+    fn sync_due(&self) -> Option<std::time::Instant> {
+        None
+    }
+    /// Makes everything recorded so far durable: the end of the run.
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.commit()
+    }
     /// The run is stopping for `reason`: no task starts any more; `running` tasks were sent
     /// SIGTERM and get SIGKILL after `grace` (`None`: they are left to finish, a soft halt).
     fn stopping(&mut self, reason: StopReason, running: usize, grace: Option<std::time::Duration>) {

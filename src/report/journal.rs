@@ -8,6 +8,7 @@ use std::fs::File;
 use crate::report::secure;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -204,14 +205,21 @@ impl AttemptFinished {
     }
 }
 
+/// The longest a written batch of records that nothing acts on (successes, starts) waits for its
+/// fsync: a crash of poolrun loses nothing written, a crash of the machine at most this much.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The open journal.
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
     file: File,
     batch: Vec<u8>,
-    /// Whether the batch holds a record the engine acts on, which must be fsynced.
+    /// Whether the batch holds a record the engine acts on, which must be fsynced at once.
     durable: bool,
+    /// Whether anything written is not fsynced yet, and when the last fsync was.
+    unsynced: bool,
+    synced_at: Instant,
 }
 
 impl Journal {
@@ -229,6 +237,8 @@ impl Journal {
             file,
             batch: Vec::with_capacity(4096),
             durable: false,
+            unsynced: false,
+            synced_at: Instant::now(),
         })
     }
 
@@ -236,26 +246,47 @@ impl Journal {
     pub fn append(&mut self, record: &Record) {
         serde_json::to_writer(&mut self.batch, record).expect("journal records serialize");
         self.batch.push(b'\n');
-        // The engine acts on outcomes and on the run's own records; a `started` record only
-        // says what is under way (it is written at once, and synced with the next outcome).
-        self.durable |= !matches!(record, Record::Started(_));
+        // The engine acts on failures (a retry, a halt) and on the run's own records. A success
+        // or a `started` record (written by its worker at once) only says what happened: it is
+        // synced within `SYNC_INTERVAL`, so a burst of short tasks costs ten fsyncs a second.
+        self.durable |= match record {
+            Record::Started(_) => false,
+            Record::Finished(f) => f.status != TaskStatus::Succeeded || f.retry,
+            Record::RunStarted(_) | Record::RunFinished(_) => true,
+        };
     }
 
-    /// Writes the batch, and fsyncs it when it holds anything the engine will act on.
+    /// Writes the batch; fsyncs what is written when the batch holds anything the engine will
+    /// act on, or when the last fsync is `SYNC_INTERVAL` old.
     pub fn commit(&mut self) -> Result<(), ReportError> {
-        if self.batch.is_empty() {
-            return Ok(());
+        if !self.batch.is_empty() {
+            self.file
+                .write_all(&self.batch)
+                .map_err(ReportError::io("append to the journal", &self.path))?;
+            self.batch.clear();
+            self.unsynced = true;
         }
-        self.file
-            .write_all(&self.batch)
-            .map_err(ReportError::io("append to the journal", &self.path))?;
-        self.batch.clear();
-        if std::mem::take(&mut self.durable) {
+        let urgent = std::mem::take(&mut self.durable);
+        if urgent || self.sync_due().is_some_and(|due| due <= Instant::now()) {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Fsyncs whatever is written and not yet synced.
+    pub fn sync(&mut self) -> Result<(), ReportError> {
+        if std::mem::take(&mut self.unsynced) {
             self.file
                 .sync_data()
                 .map_err(ReportError::io("sync the journal", &self.path))?;
+            self.synced_at = Instant::now();
         }
         Ok(())
+    }
+
+    /// When what is written but not synced is due for its fsync (by `commit`), if anything is.
+    pub fn sync_due(&self) -> Option<Instant> {
+        self.unsynced.then_some(self.synced_at + SYNC_INTERVAL)
     }
 
     /// Another handle on the journal file (opened for appending), for the workers' `started`
@@ -264,10 +295,11 @@ impl Journal {
         self.file.try_clone().ok()
     }
 
-    /// Appends one record and commits it.
+    /// Appends one record and commits it, synced.
     pub fn write(&mut self, record: &Record) -> Result<(), ReportError> {
         self.append(record);
-        self.commit()
+        self.commit()?;
+        self.sync()
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::exec::{Sink, StartLog, Started, StopReason, TaskOutcome};
 use crate::report::journal::{AttemptFinished, AttemptStarted, Journal, Record};
@@ -121,6 +121,15 @@ impl Sink for Recorder {
             o.rows_written(self.writer.written());
         }
         Ok(())
+    }
+
+    fn sync_due(&self) -> Option<Instant> {
+        self.journal.sync_due()
+    }
+
+    fn flush(&mut self) -> Result<(), ReportError> {
+        self.commit()?;
+        self.journal.sync()
     }
 
     fn stopping(&mut self, reason: StopReason, running: usize, grace: Option<Duration>) {
