@@ -1,40 +1,13 @@
 //! `poolrun plan`: the task list, exactly as `run` would execute it.
 
-use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
-
-use serde::Serialize;
 
 use crate::cli::PlanArgs;
 use crate::error::{Error, exit};
 use crate::job::template::shell_quote_into;
 use crate::job::{self, Job, Overrides};
 use crate::plan::{Plan, RunInfo, Task, TaskItems};
-use crate::report::TaskRecord;
-
-/// One task as `poolrun plan --json` prints it: a report row's plan fields.
-#[derive(Serialize)]
-struct PlannedTask {
-    id: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    start: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    end: Option<i64>,
-    count: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    items: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    params: BTreeMap<String, serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seed: Option<u64>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    content_key: String,
-    command: Vec<String>,
-    cwd: String,
-}
 
 pub(super) fn plan(args: &PlanArgs) -> Result<u8, Error> {
     let overrides = Overrides {
@@ -46,7 +19,7 @@ pub(super) fn plan(args: &PlanArgs) -> Result<u8, Error> {
     let plan = Plan::new(Arc::clone(&job), RunInfo::new(&job));
     let mut out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
     let written = if args.json {
-        plan_json(&plan, &mut out)
+        crate::report::write_plan_json(&plan, &mut out)
     } else {
         plan_table(&plan, &mut out)
     };
@@ -58,32 +31,6 @@ pub(super) fn plan(args: &PlanArgs) -> Result<u8, Error> {
             crate::console::line(&format!("poolrun: error: cannot write the plan: {e}"));
             Ok(exit::IO)
         }
-    }
-}
-
-fn plan_json(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
-    out.write_all(b"[")?;
-    for task in plan.tasks_unkeyed() {
-        out.write_all(if task.id.0 == 0 { b"\n" } else { b",\n" })?;
-        serde_json::to_writer(&mut *out, &planned(&task))?;
-    }
-    out.write_all(if plan.is_empty() { b"]\n" } else { b"\n]\n" })
-}
-
-fn planned(task: &Task) -> PlannedTask {
-    let row = TaskRecord::not_run(task);
-    PlannedTask {
-        id: row.id,
-        start: row.start,
-        last: row.last,
-        end: row.end,
-        count: row.count,
-        items: row.items,
-        params: row.params,
-        seed: row.seed,
-        content_key: row.content_key,
-        command: row.command,
-        cwd: task.cwd.display().to_string(),
     }
 }
 

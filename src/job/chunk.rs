@@ -23,23 +23,25 @@ pub struct ChunkValues<'a> {
 
 impl Values for ChunkValues<'_> {
     fn put(&self, p: Placeholder, out: &mut Vec<u8>) {
-        let mut number = |n: &dyn ToString| out.extend_from_slice(n.to_string().as_bytes());
+        let mut numbers = itoa::Buffer::new();
         match p {
-            Placeholder::Id => number(&self.id),
-            Placeholder::Count => number(&self.chunk.count()),
+            Placeholder::Id => out.extend_from_slice(numbers.format(self.id).as_bytes()),
+            Placeholder::Count => {
+                out.extend_from_slice(numbers.format(self.chunk.count()).as_bytes());
+            }
             Placeholder::Seed => {
                 if let Some(seed) = self.seed {
-                    number(&seed);
+                    out.extend_from_slice(numbers.format(seed).as_bytes());
                 }
             }
             Placeholder::End => {
                 if let Chunk::Range { end, .. } = self.chunk {
-                    number(&end);
+                    out.extend_from_slice(numbers.format(end).as_bytes());
                 }
             }
             // Validation allows `{item}` only with one item per chunk.
-            Placeholder::Item | Placeholder::Start => out.extend_from_slice(&self.chunk.first()),
-            Placeholder::Last => out.extend_from_slice(&self.chunk.last()),
+            Placeholder::Item | Placeholder::Start => self.chunk.put_first(out),
+            Placeholder::Last => self.chunk.put_last(out),
             Placeholder::Items => self.chunk.each(&mut |i, item| {
                 if i > 0 {
                     out.push(b' ');

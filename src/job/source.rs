@@ -297,23 +297,41 @@ impl Chunk<'_> {
 
     /// The first item's bytes (empty without items).
     pub fn first(&self) -> Vec<u8> {
-        match *self {
-            Self::Range { start, .. } => start.to_string().into_bytes(),
-            Self::List { items, first, .. } => items.get(first).to_vec(),
-            Self::None => Vec::new(),
-        }
+        let mut out = Vec::new();
+        self.put_first(&mut out);
+        out
     }
 
     /// The last item's bytes (empty without items).
     pub fn last(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.put_last(&mut out);
+        out
+    }
+
+    /// Appends the first item's bytes to `out` (nothing without items).
+    pub fn put_first(&self, out: &mut Vec<u8>) {
         match *self {
-            Self::Range { last, .. } => last.to_string().into_bytes(),
+            Self::Range { start, .. } => {
+                out.extend_from_slice(itoa::Buffer::new().format(start).as_bytes());
+            }
+            Self::List { items, first, .. } => out.extend_from_slice(items.get(first)),
+            Self::None => {}
+        }
+    }
+
+    /// Appends the last item's bytes to `out` (nothing without items).
+    pub fn put_last(&self, out: &mut Vec<u8>) {
+        match *self {
+            Self::Range { last, .. } => {
+                out.extend_from_slice(itoa::Buffer::new().format(last).as_bytes());
+            }
             Self::List {
                 items,
                 first,
                 count,
-            } => items.get(first + count - 1).to_vec(),
-            Self::None => Vec::new(),
+            } => out.extend_from_slice(items.get(first + count - 1)),
+            Self::None => {}
         }
     }
 }

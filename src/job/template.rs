@@ -255,6 +255,17 @@ impl Template {
         Some(out)
     }
 
+    /// About how long a rendering is: the literal text, and a little for each value.
+    fn len_hint(&self) -> usize {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(text) => text.len(),
+                Segment::Value(_) => 16,
+            })
+            .sum()
+    }
+
     /// Whether the template has any placeholder at all.
     pub fn has_placeholders(&self) -> bool {
         self.segments.iter().any(|s| matches!(s, Segment::Value(_)))
@@ -262,7 +273,7 @@ impl Template {
 
     /// Renders with every value inserted as is.
     pub fn render(&self, values: &dyn Values) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.len_hint());
         for segment in &self.segments {
             match segment {
                 Segment::Literal(text) => out.extend_from_slice(text.as_bytes()),

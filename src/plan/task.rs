@@ -188,7 +188,10 @@ impl Plan {
 
     /// Digits of the last task id: the width output file names pad ids to.
     pub fn id_width(&self) -> usize {
-        self.len.saturating_sub(1).to_string().len()
+        self.len
+            .saturating_sub(1)
+            .checked_ilog10()
+            .map_or(1, |digits| digits as usize + 1)
     }
 
     /// The job being planned.
@@ -209,7 +212,12 @@ impl Plan {
     /// Every task in plan order without its resume key and, unless its seed needs it, its
     /// content key (left empty): for showing a plan, where the hashes would be much of the cost.
     pub fn tasks_unkeyed(&self) -> impl Iterator<Item = Task> + '_ {
-        (0..self.len).map(|i| self.render(TaskId(i), false))
+        self.tasks_unkeyed_in(0..self.len)
+    }
+
+    /// `tasks_unkeyed` of the tasks with ids in `ids`, which must be below `len()`.
+    pub fn tasks_unkeyed_in(&self, ids: std::ops::Range<u64>) -> impl Iterator<Item = Task> + '_ {
+        ids.map(|i| self.render(TaskId(i), false))
     }
 
     /// Renders task `id`, which must be below `len()`.

@@ -7,6 +7,7 @@ pub mod export;
 pub mod journal;
 mod lock;
 pub mod model;
+mod planned;
 pub mod progress;
 mod provenance;
 mod prune;
@@ -33,6 +34,7 @@ pub use model::{
     InputRecord, JobRecord, Provenance, READABLE_SCHEMAS, REPORT_SCHEMA, Report, RunRecord,
     RunStatus, Summary, TaskRecord,
 };
+pub use planned::write_plan_json;
 pub use provenance::SNAPSHOT_FILE;
 pub use prune::prune;
 pub use read::read_report;

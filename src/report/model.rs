@@ -393,7 +393,7 @@ impl TaskRecord {
 }
 
 /// A parameter's value as JSON: a string, number or boolean.
-fn param_json(value: &toml::Value) -> serde_json::Value {
+pub(crate) fn param_json(value: &toml::Value) -> serde_json::Value {
     match value {
         toml::Value::String(s) => serde_json::Value::String(s.clone()),
         toml::Value::Integer(i) => serde_json::Value::from(*i),

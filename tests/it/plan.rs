@@ -76,3 +76,53 @@ fn an_empty_range_plans_nothing() {
         0
     );
 }
+
+/// `plan --json` writes its lines itself, block by block on every core: they are what the
+/// report's rows say of the same tasks, in order, whatever the items hold.
+#[test]
+fn plan_lines_are_the_report_rows_plan_fields_in_order() {
+    let job = Job::new(
+        "command = [\"printf\", \"%s\", \"{item} {lr}\"]\nseed = 7\n\
+         [values]\nitems = [\"plain\", \"quote \\\" back \\\\ slash\", \"tab\\tcarriage\\rreturn\", \"\\u0001 é 😀\"]\n\
+         [matrix]\nlr = [0.5, 2]\n",
+    );
+    let planned = job.cmd("plan", &["--json"]);
+    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    let plan: Vec<Value> = serde_json::from_str(&planned.stdout).unwrap();
+    assert_eq!(job.run(&[]).code, 0);
+    let report = job.report();
+    let rows = crate::support::tasks(&report);
+    assert_eq!(plan.len(), 8);
+    for (planned, row) in plan.iter().zip(rows) {
+        for field in [
+            "id",
+            "start",
+            "last",
+            "end",
+            "count",
+            "items",
+            "params",
+            "seed",
+            "content_key",
+            "command",
+        ] {
+            assert_eq!(
+                planned.get(field).filter(|v| !v.is_null()),
+                row.get(field).filter(|v| !v.is_null()),
+                "task {}: {field}",
+                row["id"]
+            );
+        }
+        assert!(planned["cwd"].as_str().unwrap().starts_with('/'));
+    }
+    // Many blocks: every id once, in order, and valid JSON between them.
+    let big = Job::new("command = [\"echo\", \"{start}\"]\n[range]\nstart = 0\nend = 10000\n");
+    let planned = big.cmd("plan", &["--json"]);
+    let plan: Vec<Value> = serde_json::from_str(&planned.stdout).unwrap();
+    assert!(
+        plan.iter()
+            .enumerate()
+            .all(|(i, t)| t["id"] == i && t["start"] == i)
+    );
+    assert_eq!(plan.len(), 10_000);
+}
