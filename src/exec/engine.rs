@@ -228,7 +228,8 @@ impl<I: Iterator<Item = Dispatch>, S: Sink, B: Backend> Engine<'_, '_, I, S, B> 
             self.commit_soon();
         }
         self.settle_retries();
-        self.record(S::flush);
+        // What is left unsynced is synced with `run_finished`, once the report is written.
+        self.record(S::commit);
     }
 
     /// Group commit: a batch is committed at most `COMMIT_INTERVAL` after the previous commit,

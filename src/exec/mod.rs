@@ -49,10 +49,7 @@ pub trait Sink {
     fn sync_due(&self) -> Option<std::time::Instant> {
         None
     }
-    /// Makes everything recorded so far durable: the end of the run.
-    fn flush(&mut self) -> Result<(), Self::Error> {
-        self.commit()
-    }
+
     /// The run is stopping for `reason`: no task starts any more; `running` tasks were sent
     /// SIGTERM and get SIGKILL after `grace` (`None`: they are left to finish, a soft halt).
     fn stopping(&mut self, reason: StopReason, running: usize, grace: Option<std::time::Duration>) {

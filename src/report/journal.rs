@@ -249,10 +249,12 @@ impl Journal {
         // The engine acts on failures (a retry, a halt) and on the run's own records. A success
         // or a `started` record (written by its worker at once) only says what happened: it is
         // synced within `SYNC_INTERVAL`, so a burst of short tasks costs ten fsyncs a second.
+        // `run_started` only needs writing before the tasks start: a crash of the machine stops
+        // them with it, and a resume of a crash of poolrun reads what was written.
         self.durable |= match record {
-            Record::Started(_) => false,
+            Record::Started(_) | Record::RunStarted(_) => false,
             Record::Finished(f) => f.status != TaskStatus::Succeeded || f.retry,
-            Record::RunStarted(_) | Record::RunFinished(_) => true,
+            Record::RunFinished(_) => true,
         };
     }
 
@@ -293,6 +295,12 @@ impl Journal {
     /// records: each is one `write`, so lines never interleave. Synced with the next commit.
     pub fn append_handle(&self) -> Option<File> {
         self.file.try_clone().ok()
+    }
+
+    /// Appends one record and commits it (synced as `commit` syncs).
+    pub fn record(&mut self, record: &Record) -> Result<(), ReportError> {
+        self.append(record);
+        self.commit()
     }
 
     /// Appends one record and commits it, synced.

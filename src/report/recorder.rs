@@ -127,11 +127,6 @@ impl Sink for Recorder {
         self.journal.sync_due()
     }
 
-    fn flush(&mut self) -> Result<(), ReportError> {
-        self.commit()?;
-        self.journal.sync()
-    }
-
     fn stopping(&mut self, reason: StopReason, running: usize, grace: Option<Duration>) {
         for o in &self.observers {
             o.stopping(reason, running, grace);

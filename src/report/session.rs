@@ -87,7 +87,7 @@ impl<'a> Session<'a> {
         };
         let resumed = prior.first.is_some();
         let mut journal = Journal::open(&dir.journal_path(), resumed)?;
-        journal.write(&Record::RunStarted(RunStarted {
+        journal.record(&Record::RunStarted(RunStarted {
             at: timestamp(session.started_at),
             run_id: plan.run().id.clone(),
             job: Some(job.name.clone()),
