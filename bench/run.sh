@@ -2,8 +2,11 @@
 # poolrun's benchmarks, in one run: builds poolrun and the raw spawn baseline, installs the peers
 # (GNU parallel, hyperfine, rust-parallel), runs every comparison and writes BENCHMARKS.md.
 #
-#   bench/run.sh            the full run (20,000 tasks; 100,000 for memory; 10^9-item plan)
+#   bench/run.sh            the full run (5,000 and 20,000 tasks; 1,000,000 for memory; a
+#                           10^9-item plan), then the containment, sources and exports sections
 #   SMOKE=1 bench/run.sh    a small, quick run that checks the script works (numbers meaningless)
+#   SECTIONS=exports bench/run.sh   only the exports section after the main run (of
+#                           containment, sources, exports; the others keep their last figures)
 #
 # Needs root for apt-get (as on this project's machines) and network access to the registries.
 set -euo pipefail
@@ -11,11 +14,12 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 if [[ -n "${SMOKE:-}" ]]; then
-    N=500 MEMORY_TASKS=2000 PLAN_ITEMS=100000 TIMEOUT_TASKS=20 RUNS=2
+    SIZES="200 500" MEMORY_TASKS=2000 PLAN_ITEMS=100000 TIMEOUT_TASKS=20 RUNS=2
 else
-    N=${N:-20000} MEMORY_TASKS=${MEMORY_TASKS:-100000} PLAN_ITEMS=${PLAN_ITEMS:-1000000000}
-    TIMEOUT_TASKS=${TIMEOUT_TASKS:-200} RUNS=${RUNS:-5}
+    SIZES=${SIZES:-5000 20000} MEMORY_TASKS=${MEMORY_TASKS:-1000000}
+    PLAN_ITEMS=${PLAN_ITEMS:-1000000000} TIMEOUT_TASKS=${TIMEOUT_TASKS:-200} RUNS=${RUNS:-5}
 fi
+SECTIONS=${SECTIONS:-containment sources exports}
 
 need=()
 command -v hyperfine >/dev/null || need+=(hyperfine)
@@ -37,18 +41,20 @@ baseline=$root/bench/baseline/target/release/baseline
 # Kept after the run (under target/, ignored by git) so a failed step can be looked into.
 work=$root/target/bench
 rm -rf "$work" && mkdir -p "$work"
-seq "$N" > "$work/args"
 
 job() { # name, body
     printf '%s\n[report]\ndir = "%s/runs/%s/{run-id}"\n' "$2" "$work" "$1" > "$work/$1.toml"
 }
-job dispatch "command = [\"/bin/true\"]
+for n in $SIZES; do
+    seq "$n" > "$work/args-$n"
+    job "dispatch-$n" "command = [\"/bin/true\"]
 [range]
 start = 0
-end = $N
+end = $n
 [pool]
 processes = 2
 timeout = \"60s\""
+done
 job one "command = [\"/bin/true\"]
 [range]
 start = 0
@@ -74,38 +80,57 @@ processes = 20
 timeout = \"200ms\"
 grace-period = \"1s\""
 
-echo "== dispatch: $N x /bin/true, 2 at a time" >&2
-hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$work/dispatch.json" \
-    -n baseline "$baseline $N 2 /bin/true" \
-    -n poolrun "$poolrun run -q $work/dispatch.toml" \
-    -n "xargs -P2" "xargs -P2 -n1 /bin/true < $work/args" \
-    -n "rust-parallel -j2" "rust-parallel -j2 /bin/true < $work/args" \
-    -n "parallel -j2" "parallel -j2 /bin/true < $work/args" >&2
+for n in $SIZES; do
+    echo "== dispatch: $n x /bin/true, 2 at a time" >&2
+    hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$work/dispatch-$n.json" \
+        -n baseline "$baseline $n 2 /bin/true" \
+        -n poolrun "$poolrun run -q $work/dispatch-$n.toml" \
+        -n "xargs -P2" "xargs -P2 -n1 /bin/true < $work/args-$n" \
+        -n "rust-parallel -j2" "rust-parallel -j2 /bin/true < $work/args-$n" \
+        -n "parallel -j2" "parallel -j2 /bin/true < $work/args-$n" >&2
+done
 
 echo "== startup: one /bin/true task" >&2
 hyperfine --style basic -N --warmup 5 --runs $((RUNS * 20)) --export-json "$work/startup.json" \
     -n direct "/bin/true" \
-    -n poolrun "$poolrun run -q $work/one.toml" >&2
+    -n poolrun "$poolrun run -q $work/one.toml" \
+    -n "poolrun, no cgroups" "env POOLRUN_CGROUPS=off $poolrun run -q $work/one.toml" >&2
 
-echo "== memory: $MEMORY_TASKS tasks; plan --json of $PLAN_ITEMS items" >&2
+echo "== memory: $MEMORY_TASKS tasks, their report; plan --json of $PLAN_ITEMS items" >&2
 peak() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -n 1; }
 run_kib=$(peak "$poolrun" run -q "$work/memory.toml")
-plan_start=$(date +%s.%N)
-plan_kib=$(peak "$poolrun" plan --json "$work/plan.toml")
-plan_seconds=$(echo "$(date +%s.%N) - $plan_start" | bc)
 memory_dir=$(ls -d "$work"/runs/memory/2*/)
+report_kib=$(peak "$poolrun" report "$memory_dir")
 files=$(find "$memory_dir/tasks" -type f | wc -l)
+# Into a pipe, as a plan is read; then `yes`-style output of the same bytes into the same pipe:
+# what writing them costs without a plan.
+plan_start=$(date +%s.%N)
+plan_bytes=$({ /usr/bin/time -f '%M' -o "$work/plan.kib" "$poolrun" plan --json "$work/plan.toml"; } | wc -c)
+plan_seconds=$(echo "$(date +%s.%N) - $plan_start" | bc)
+plan_kib=$(tail -n 1 "$work/plan.kib")
+line=$("$poolrun" plan --json "$work/plan.toml" | sed -n '2{p;q}' || true)
+yes_start=$(date +%s.%N)
+# (`yes` ends on SIGPIPE once `head` has its bytes.)
+yes "$line" | head -c "$plan_bytes" | wc -c >/dev/null || true
+yes_seconds=$(echo "$(date +%s.%N) - $yes_start" | bc)
 
 echo "== timeout precision: $TIMEOUT_TASKS tasks under a 200 ms timeout" >&2
 "$poolrun" run -q "$work/timeouts.toml" || true
 timeouts_dir=$(ls -d "$work"/runs/timeouts/2*/)
 
-python3 bench/report.py "$work" "$N" "$MEMORY_TASKS" "$PLAN_ITEMS" "$run_kib" "$plan_kib" "$plan_seconds" \
-    "$files" "$timeouts_dir" > BENCHMARKS.md
-# What containment costs, against poolrun before it: its own section of BENCHMARKS.md.
-bench/containment.sh >/dev/null
-# What the item sources cost: [lines] planning memory, [values] against [range] dispatch.
-bench/sources.sh >/dev/null
-# What exporting a report of 1,000,000 tasks costs, format by format.
-bench/exports.sh >/dev/null
+export SIZES MEMORY_TASKS PLAN_ITEMS RUN_KIB=$run_kib REPORT_KIB=$report_kib PLAN_KIB=$plan_kib \
+    PLAN_SECONDS=$plan_seconds PLAN_BYTES=$plan_bytes YES_SECONDS=$yes_seconds FILES=$files \
+    TIMEOUTS_DIR=$timeouts_dir RUNS
+# The sections other scripts write (from the first marker on) are kept: they say their own date
+# and commit, and the scripts below rewrite theirs.
+python3 bench/report.py "$work" > "$work/BENCHMARKS.md"
+if [[ -f BENCHMARKS.md ]]; then
+    sed -n '/^<!-- /,$p' BENCHMARKS.md >> "$work/BENCHMARKS.md"
+fi
+mv "$work/BENCHMARKS.md" BENCHMARKS.md
+# What containment costs, against poolrun before it; what the item sources cost; what exporting
+# a report of 1,000,000 tasks costs, format by format: each its own section of BENCHMARKS.md.
+for section in $SECTIONS; do
+    "bench/$section.sh" >/dev/null
+done
 cat BENCHMARKS.md
