@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::iter::Peekable;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
-use crate::exec::Dispatch;
+use crate::exec::{Dispatch, TaskOutcome};
 use crate::plan::Task;
 
 /// One attempt to make: the task, its attempt number, and attempts made in this run before it.
@@ -32,6 +32,10 @@ struct State<I: Iterator<Item = Dispatch>> {
     closed: bool,
     /// Tasks whose worker waits for the engine to have seen their failed attempt.
     awaiting: BTreeSet<u64>,
+    /// Outcomes the engine acts on only by recording them (successes), waiting for it to look.
+    delivered: Vec<TaskOutcome>,
+    /// The engine will look at `delivered` without being woken (it has a commit due).
+    engine_looks: bool,
 }
 
 impl<I: Iterator<Item = Dispatch>> Dispenser<I> {
@@ -43,6 +47,8 @@ impl<I: Iterator<Item = Dispatch>> Dispenser<I> {
                 taken: 0,
                 closed: false,
                 awaiting: BTreeSet::new(),
+                delivered: Vec::new(),
+                engine_looks: false,
             }),
             changed: Condvar::new(),
         }
@@ -125,6 +131,29 @@ impl<I: Iterator<Item = Dispatch>> Dispenser<I> {
         if self.lock().awaiting.remove(&id) {
             self.changed.notify_all();
         }
+    }
+
+    /// Leaves an outcome the engine need not act on at once (a success) for it to collect with
+    /// others; returns whether the engine must be woken to look (it has no commit due).
+    pub fn deliver(&self, outcome: TaskOutcome) -> bool {
+        let mut state = self.lock();
+        state.delivered.push(outcome);
+        !std::mem::replace(&mut state.engine_looks, true)
+    }
+
+    /// The outcomes delivered so far, now or, with `later`, when it is the engine's turn: with
+    /// `later` the engine promises to look again (it has a commit due) and collects nothing
+    /// unless every attempt handed out is accounted for once `done` ones are (the end of the
+    /// run waits for nobody).
+    pub fn collect(&self, later: bool, done: u64) -> Vec<TaskOutcome> {
+        let mut state = self.lock();
+        let all_in = done + state.delivered.len() as u64 == state.taken;
+        if later && !all_in {
+            state.engine_looks = true;
+            return Vec::new();
+        }
+        state.engine_looks = false;
+        std::mem::take(&mut state.delivered)
     }
 
     /// Queues a retry ahead of new tasks.

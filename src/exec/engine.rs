@@ -41,6 +41,8 @@ pub enum Event {
     Finished(Box<TaskOutcome>),
     /// A signal to poolrun.
     Signal(i32),
+    /// Outcomes were delivered to the dispenser (`Dispenser::deliver`).
+    Delivered,
 }
 
 /// A task to run and how many attempts it already had (in earlier, resumed runs).
@@ -225,6 +227,7 @@ impl<I: Iterator<Item = Dispatch>, S: Sink, B: Backend> Engine<'_, '_, I, S, B> 
                 Err(RecvTimeoutError::Timeout) => self.on_timer(),
                 Err(RecvTimeoutError::Disconnected) => unreachable!("the context holds a sender"),
             }
+            self.collect();
             self.commit_soon();
         }
         self.settle_retries();
@@ -290,13 +293,41 @@ impl<I: Iterator<Item = Dispatch>, S: Sink, B: Backend> Engine<'_, '_, I, S, B> 
         match event {
             Event::Started(started) => self.record(|sink| sink.started(&started)),
             Event::Finished(outcome) => {
-                self.attempts_done += 1;
-                let id = outcome.task.id.0;
-                self.handed.remove(&id);
-                self.on_finished(*outcome);
-                self.dispenser.ack(id);
+                // What was delivered before it happened before it.
+                self.collect_now();
+                self.finished_attempt(*outcome);
             }
             Event::Signal(signal) => self.on_signal(signal),
+            Event::Delivered => {}
+        }
+    }
+
+    fn finished_attempt(&mut self, outcome: TaskOutcome) {
+        self.attempts_done += 1;
+        let id = outcome.task.id.0;
+        self.handed.remove(&id);
+        self.on_finished(outcome);
+        self.dispenser.ack(id);
+    }
+
+    /// Takes the delivered successes when they can be committed: a wake for each would cost a
+    /// pair of context switches per task, so until the next commit is due they wait, and the
+    /// engine wakes once for all of them. Once every attempt handed out is in, or the run is
+    /// stopping, they are taken at once.
+    fn collect(&mut self) {
+        let now = Instant::now();
+        let later = self.stop.is_none() && self.last_commit + COMMIT_INTERVAL > now;
+        if later && self.commit_due.is_none() {
+            self.commit_due = Some(self.last_commit + COMMIT_INTERVAL);
+        }
+        for outcome in self.dispenser.collect(later, self.attempts_done) {
+            self.finished_attempt(outcome);
+        }
+    }
+
+    fn collect_now(&mut self) {
+        for outcome in self.dispenser.collect(false, self.attempts_done) {
+            self.finished_attempt(outcome);
         }
     }
 

@@ -30,7 +30,8 @@ pub trait Sink {
     /// An attempt started.
     fn started(&mut self, started: &Started) -> Result<(), Self::Error>;
     /// A way for the workers to record starts themselves, without waking the engine's thread
-    /// for each: `None` sends them through `started`.
+    /// for each: `None` sends them through `started`. What it records is written by the next
+    /// `commit`.
     fn start_log(&self) -> Option<StartLog> {
         None
     }
@@ -57,9 +58,17 @@ pub trait Sink {
     }
 }
 
-/// Records a start from a worker thread; returns false when it could not (the start then goes
-/// through `Sink::started`).
-pub type StartLog = Box<dyn Fn(&Started) -> bool + Send + Sync>;
+/// Records a start from a worker thread, to be written with the engine's next commit.
+pub type StartLog = Box<dyn Fn(&Started) -> Logged + Send + Sync>;
+
+/// What a `StartLog` did with a start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logged {
+    /// Recorded; a commit is already coming.
+    Yes,
+    /// Recorded, and nothing else waits for a commit: the engine must be woken for one.
+    Wake,
+}
 
 /// A failure of the executor itself (a task's failure is an outcome, not an error).
 #[derive(Debug, Error)]

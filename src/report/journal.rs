@@ -8,6 +8,7 @@ use std::fs::File;
 use crate::report::secure;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -220,6 +221,25 @@ pub struct Journal {
     /// Whether anything written is not fsynced yet, and when the last fsync was.
     unsynced: bool,
     synced_at: Instant,
+    /// The workers' `started` lines since the last commit, and the buffer that takes their place.
+    starts: Arc<Mutex<Vec<u8>>>,
+    spare: Vec<u8>,
+}
+
+/// The workers' way to add `started` records to the journal (see `Journal::starts`).
+#[derive(Debug, Clone)]
+pub struct Starts(Arc<Mutex<Vec<u8>>>);
+
+impl Starts {
+    /// Adds `record`'s line; returns whether it is the first since the last commit (then the
+    /// engine must be told, so that a commit comes).
+    pub fn add(&self, record: &Record) -> bool {
+        let mut lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = lines.is_empty();
+        serde_json::to_writer(&mut *lines, record).expect("journal records serialize");
+        lines.push(b'\n');
+        first
+    }
 }
 
 impl Journal {
@@ -239,6 +259,8 @@ impl Journal {
             durable: false,
             unsynced: false,
             synced_at: Instant::now(),
+            starts: Arc::default(),
+            spare: Vec::new(),
         })
     }
 
@@ -261,6 +283,18 @@ impl Journal {
     /// Writes the batch; fsyncs what is written when the batch holds anything the engine will
     /// act on, or when the last fsync is `SYNC_INTERVAL` old.
     pub fn commit(&mut self) -> Result<(), ReportError> {
+        // The workers' `started` lines first: a task's start comes before its end.
+        std::mem::swap(
+            &mut *self.starts.lock().unwrap_or_else(PoisonError::into_inner),
+            &mut self.spare,
+        );
+        if !self.spare.is_empty() {
+            self.file
+                .write_all(&self.spare)
+                .map_err(ReportError::io("append to the journal", &self.path))?;
+            self.spare.clear();
+            self.unsynced = true;
+        }
         if !self.batch.is_empty() {
             self.file
                 .write_all(&self.batch)
@@ -291,10 +325,10 @@ impl Journal {
         self.unsynced.then_some(self.synced_at + SYNC_INTERVAL)
     }
 
-    /// Another handle on the journal file (opened for appending), for the workers' `started`
-    /// records: each is one `write`, so lines never interleave. Synced with the next commit.
-    pub fn append_handle(&self) -> Option<File> {
-        self.file.try_clone().ok()
+    /// Where the workers add their `started` records themselves, without waking the engine for
+    /// each: the lines are written ahead of the batch at the next commit.
+    pub fn starts(&self) -> Starts {
+        Starts(Arc::clone(&self.starts))
     }
 
     /// Appends one record and commits it (synced as `commit` syncs).

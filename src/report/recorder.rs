@@ -2,11 +2,10 @@
 //! outcome to the report, the report rows only once the journal batch holding them is on disk.
 //! Observers (the progress bar, the log, live output) are told what happened.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::exec::{Sink, StartLog, Started, StopReason, TaskOutcome};
+use crate::exec::{Logged, Sink, StartLog, Started, StopReason, TaskOutcome};
 use crate::report::journal::{AttemptFinished, AttemptStarted, Journal, Record};
 use crate::report::{ReportError, ReportWriter, TaskRecord};
 
@@ -60,20 +59,14 @@ impl Sink for Recorder {
     type Error = ReportError;
 
     fn start_log(&self) -> Option<StartLog> {
-        let file = self.journal.append_handle()?;
+        let starts = self.journal.starts();
         let observers = self.observers.clone();
         Some(Box::new(move |started: &Started| {
-            let mut line = serde_json::to_vec(&Record::Started(AttemptStarted::new(started)))
-                .expect("records serialize");
-            line.push(b'\n');
-            // One write on a file opened for appending: never interleaved with the engine's.
-            let written = (&file).write_all(&line).is_ok();
-            if written {
-                for o in &observers {
-                    o.started(started);
-                }
+            let first = starts.add(&Record::Started(AttemptStarted::new(started)));
+            for o in &observers {
+                o.started(started);
             }
-            written
+            if first { Logged::Wake } else { Logged::Yes }
         }))
     }
 

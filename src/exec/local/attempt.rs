@@ -16,7 +16,7 @@ use crate::exec::local::exit_watch::ExitWatch;
 use crate::exec::local::output::{Output, Spools};
 use crate::exec::local::unix::{self, ChildSetup, UnixSignal};
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
-use crate::exec::{Event, Started};
+use crate::exec::{Event, Logged, Started};
 use crate::plan::Task;
 
 /// `run_attempt`, with a panic turned into a `failed` outcome: the pool counts outcomes, so a
@@ -93,8 +93,14 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>, spools: &mut Spools)
         handle: pid,
         at: started_at,
     };
-    if !ctx.start_log.as_ref().is_some_and(|log| log(&started)) {
-        let _ = ctx.events.send(Event::Started(started));
+    match ctx.start_log.as_ref().map(|log| log(&started)) {
+        Some(Logged::Yes) => {}
+        Some(Logged::Wake) => {
+            let _ = ctx.events.send(Event::Delivered);
+        }
+        None => {
+            let _ = ctx.events.send(Event::Started(started));
+        }
     }
     let (status, terminated_at) = wait(&mut child, pid, ctx);
     let timed_out = terminated_at.is_some();

@@ -180,13 +180,13 @@ fn work<I: Iterator<Item = Dispatch>>(dispenser: &Dispenser<I>, ctx: &Context<'_
         // Only an outcome that may halt the run holds the slot: a failure, or with a failure-rate
         // policy any outcome (it moves the rate, and may be the one that makes it count).
         let failed = outcome.status != TaskStatus::Succeeded || ctx.halt_on_rate;
+        // The receiver outlives every worker: the engine returns only when none is left.
         if failed {
             dispenser.expect_ack(id);
-        }
-        // The receiver outlives every worker: the engine returns only when none is left.
-        let _ = ctx.events.send(Event::Finished(Box::new(outcome)));
-        if failed {
+            let _ = ctx.events.send(Event::Finished(Box::new(outcome)));
             dispenser.await_ack(id);
+        } else if dispenser.deliver(outcome) {
+            let _ = ctx.events.send(Event::Delivered);
         }
     }
     ctx.containment.leave_slot();
