@@ -274,13 +274,18 @@ impl Template {
     /// Renders with every value inserted as is.
     pub fn render(&self, values: &dyn Values) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len_hint());
+        self.render_into(values, &mut out);
+        out
+    }
+
+    /// `render`, appending to `out`.
+    pub fn render_into(&self, values: &dyn Values, out: &mut Vec<u8>) {
         for segment in &self.segments {
             match segment {
                 Segment::Literal(text) => out.extend_from_slice(text.as_bytes()),
-                Segment::Value(p) => values.put(*p, &mut out),
+                Segment::Value(p) => values.put(*p, out),
             }
         }
-        out
     }
 
     /// Renders as text, any byte that is not UTF-8 replaced (run-level templates, whose values

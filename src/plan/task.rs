@@ -240,6 +240,30 @@ impl Plan {
     }
 
     fn render(&self, id: TaskId, keyed: bool) -> Task {
+        let mut task = Task {
+            id,
+            id_width: 0,
+            items: TaskItems::None,
+            params: None,
+            seed: None,
+            argv: Vec::new(),
+            cwd: PathBuf::new(),
+            env: Vec::new(),
+            key: String::new(),
+            content_key: String::new(),
+        };
+        self.render_into(id, keyed, &mut task);
+        task
+    }
+
+    /// `tasks_unkeyed`'s task `id` in place of `task`, reusing its buffers: rendering a plan
+    /// of 10^9 tasks allocates little.
+    pub fn render_unkeyed_into(&self, id: TaskId, task: &mut Task) {
+        self.render_into(id, false, task);
+    }
+
+    /// Renders task `id` in place of `task`, reusing the argument buffers where it can.
+    fn render_into(&self, id: TaskId, keyed: bool, task: &mut Task) {
         assert!(
             id.0 < self.len,
             "task {id} is outside a plan of {} tasks",
@@ -268,31 +292,17 @@ impl Plan {
             name: &job.name,
             run_id: &self.run.id,
         };
-        let argv: Vec<OsString> = match &job.command {
-            Command::Shell(script) => {
-                let rendered = script.render_shell(&values);
-                let mut argv = vec![
-                    "/bin/sh".into(),
-                    "-c".into(),
-                    OsString::from_vec(rendered.script),
-                ];
-                // Values that are not plain words go beside the script: `$0` is `sh`, as in
-                // the shell's own messages, then `$1`, `$2`, ...
-                if !rendered.params.is_empty() {
-                    argv.push("sh".into());
-                    argv.extend(rendered.params.into_iter().map(OsString::from_vec));
-                }
-                argv
+        let mut argv = std::mem::take(&mut task.argv);
+        render_argv(&job.command, &values, &mut argv);
+        let mut cwd = std::mem::take(&mut task.cwd);
+        match &job.cwd {
+            Some(template) => {
+                cwd = job
+                    .base_dir
+                    .join(OsString::from_vec(template.render(&values)));
             }
-            Command::Argv(args) => args
-                .iter()
-                .map(|a| OsString::from_vec(a.render(&values)))
-                .collect(),
-        };
-        let cwd = match &job.cwd {
-            Some(cwd) => job.base_dir.join(OsString::from_vec(cwd.render(&values))),
-            None => job.base_dir.clone(),
-        };
+            None => cwd.clone_from(&job.base_dir),
+        }
         let env: Vec<(String, OsString)> = job
             .env
             .iter()
@@ -322,7 +332,7 @@ impl Plan {
             Some(content) if keyed => task_key(&argv, &cwd, &env, &items, combo.is_some(), content),
             _ => String::new(),
         };
-        Task {
+        *task = Task {
             id,
             id_width: self.id_width(),
             items,
@@ -335,6 +345,36 @@ impl Plan {
             content_key: content
                 .map(|c| crate::job::hex(&c[..8]))
                 .unwrap_or_default(),
+        };
+    }
+}
+
+/// Renders `command` into `argv`, reusing its buffers where it can.
+fn render_argv(command: &Command, values: &ChunkValues<'_>, argv: &mut Vec<OsString>) {
+    match command {
+        Command::Shell(script) => {
+            let rendered = script.render_shell(values);
+            argv.clear();
+            argv.extend([
+                "/bin/sh".into(),
+                "-c".into(),
+                OsString::from_vec(rendered.script),
+            ]);
+            // Values that are not plain words go beside the script: `$0` is `sh`, as in the
+            // shell's own messages, then `$1`, `$2`, ...
+            if !rendered.params.is_empty() {
+                argv.push("sh".into());
+                argv.extend(rendered.params.into_iter().map(OsString::from_vec));
+            }
+        }
+        Command::Argv(templates) => {
+            argv.resize_with(templates.len(), OsString::new);
+            for (arg, template) in argv.iter_mut().zip(templates) {
+                let mut bytes = std::mem::take(arg).into_vec();
+                bytes.clear();
+                template.render_into(values, &mut bytes);
+                *arg = OsString::from_vec(bytes);
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
-use crate::plan::{Plan, Task, TaskItems};
+use crate::plan::{Plan, Task, TaskId, TaskItems};
 use crate::report::model::param_json;
 
 /// Tasks a block holds: blocks are rendered in parallel and written in order.
@@ -51,8 +51,12 @@ fn block_json(plan: &Plan, block: u64) -> Vec<u8> {
     let ids = block * BLOCK..((block + 1) * BLOCK).min(plan.len());
     let mut lines = Vec::with_capacity(128 * 1024);
     let mut cwd = CwdCache::default();
-    for task in plan.tasks_unkeyed_in(ids) {
-        lines.extend_from_slice(if task.id.0 == 0 { b"\n" } else { b",\n" });
+    let Some(mut task) = plan.tasks_unkeyed_in(ids.start..ids.start + 1).next() else {
+        return lines;
+    };
+    for id in ids {
+        plan.render_unkeyed_into(TaskId(id), &mut task);
+        lines.extend_from_slice(if id == 0 { b"\n" } else { b",\n" });
         task_json(&task, &mut cwd, &mut lines);
     }
     lines
@@ -115,7 +119,8 @@ struct CwdCache {
 
 impl CwdCache {
     fn json(&mut self, path: &Path) -> &[u8] {
-        if self.json.is_empty() || self.path != path {
+        // Compared as bytes: `Path`'s own equality walks its components.
+        if self.json.is_empty() || self.path.as_os_str() != path.as_os_str() {
             path.clone_into(&mut self.path);
             self.json.clear();
             string(path.as_os_str().as_encoded_bytes(), &mut self.json);
