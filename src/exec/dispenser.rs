@@ -141,19 +141,20 @@ impl<I: Iterator<Item = Dispatch>> Dispenser<I> {
         !std::mem::replace(&mut state.engine_looks, true)
     }
 
-    /// The outcomes delivered so far, now or, with `later`, when it is the engine's turn: with
-    /// `later` the engine promises to look again (it has a commit due) and collects nothing
-    /// unless every attempt handed out is accounted for once `done` ones are (the end of the
-    /// run waits for nobody).
-    pub fn collect(&self, later: bool, done: u64) -> Vec<TaskOutcome> {
+    /// The outcomes delivered so far, now or, with `later`, when it is the engine's turn. With
+    /// `later` nothing is collected unless every attempt handed out is accounted for once `done`
+    /// ones are (the end of the run waits for nobody); the second value then says whether any
+    /// outcome was left, which the engine must come back for (it has a commit due).
+    pub fn collect(&self, later: bool, done: u64) -> (Vec<TaskOutcome>, bool) {
         let mut state = self.lock();
         let all_in = done + state.delivered.len() as u64 == state.taken;
         if later && !all_in {
-            state.engine_looks = true;
-            return Vec::new();
+            let left = !state.delivered.is_empty();
+            state.engine_looks = left;
+            return (Vec::new(), left);
         }
         state.engine_looks = false;
-        std::mem::take(&mut state.delivered)
+        (std::mem::take(&mut state.delivered), false)
     }
 
     /// Queues a retry ahead of new tasks.

@@ -315,18 +315,18 @@ impl<I: Iterator<Item = Dispatch>, S: Sink, B: Backend> Engine<'_, '_, I, S, B> 
     /// engine wakes once for all of them. Once every attempt handed out is in, or the run is
     /// stopping, they are taken at once.
     fn collect(&mut self) {
-        let now = Instant::now();
-        let later = self.stop.is_none() && self.last_commit + COMMIT_INTERVAL > now;
-        if later && self.commit_due.is_none() {
+        let later = self.stop.is_none() && self.last_commit + COMMIT_INTERVAL > Instant::now();
+        let (outcomes, left) = self.dispenser.collect(later, self.attempts_done);
+        if left && self.commit_due.is_none() {
             self.commit_due = Some(self.last_commit + COMMIT_INTERVAL);
         }
-        for outcome in self.dispenser.collect(later, self.attempts_done) {
+        for outcome in outcomes {
             self.finished_attempt(outcome);
         }
     }
 
     fn collect_now(&mut self) {
-        for outcome in self.dispenser.collect(false, self.attempts_done) {
+        for outcome in self.dispenser.collect(false, self.attempts_done).0 {
             self.finished_attempt(outcome);
         }
     }

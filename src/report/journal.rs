@@ -221,9 +221,10 @@ pub struct Journal {
     /// Whether anything written is not fsynced yet, and when the last fsync was.
     unsynced: bool,
     synced_at: Instant,
-    /// The workers' `started` lines since the last commit, and the buffer that takes their place.
+    /// The workers' `started` lines since the last commit.
     starts: Arc<Mutex<Vec<u8>>>,
-    spare: Vec<u8>,
+    /// What the next `write` writes: those lines, then the batch.
+    pending: Vec<u8>,
 }
 
 /// The workers' way to add `started` records to the journal (see `Journal::starts`).
@@ -260,7 +261,7 @@ impl Journal {
             unsynced: false,
             synced_at: Instant::now(),
             starts: Arc::default(),
-            spare: Vec::new(),
+            pending: Vec::with_capacity(4096),
         })
     }
 
@@ -269,8 +270,8 @@ impl Journal {
         serde_json::to_writer(&mut self.batch, record).expect("journal records serialize");
         self.batch.push(b'\n');
         // The engine acts on failures (a retry, a halt) and on the run's own records. A success
-        // or a `started` record (written by its worker at once) only says what happened: it is
-        // synced within `SYNC_INTERVAL`, so a burst of short tasks costs ten fsyncs a second.
+        // or a `started` record only says what happened: it is synced within `SYNC_INTERVAL`,
+        // so a burst of short tasks costs ten fsyncs a second.
         // `run_started` only needs writing before the tasks start: a crash of the machine stops
         // them with it, and a resume of a crash of poolrun reads what was written.
         self.durable |= match record {
@@ -283,23 +284,17 @@ impl Journal {
     /// Writes the batch; fsyncs what is written when the batch holds anything the engine will
     /// act on, or when the last fsync is `SYNC_INTERVAL` old.
     pub fn commit(&mut self) -> Result<(), ReportError> {
-        // The workers' `started` lines first: a task's start comes before its end.
-        std::mem::swap(
-            &mut *self.starts.lock().unwrap_or_else(PoisonError::into_inner),
-            &mut self.spare,
-        );
-        if !self.spare.is_empty() {
+        // The workers' `started` lines first (a task's start comes before its end), then the
+        // batch, in one `write`; what a failed write left is written first the next time.
+        self.pending
+            .append(&mut self.starts.lock().unwrap_or_else(PoisonError::into_inner));
+        self.pending.extend_from_slice(&self.batch);
+        self.batch.clear();
+        if !self.pending.is_empty() {
             self.file
-                .write_all(&self.spare)
+                .write_all(&self.pending)
                 .map_err(ReportError::io("append to the journal", &self.path))?;
-            self.spare.clear();
-            self.unsynced = true;
-        }
-        if !self.batch.is_empty() {
-            self.file
-                .write_all(&self.batch)
-                .map_err(ReportError::io("append to the journal", &self.path))?;
-            self.batch.clear();
+            self.pending.clear();
             self.unsynced = true;
         }
         let urgent = std::mem::take(&mut self.durable);
