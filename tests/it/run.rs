@@ -335,6 +335,16 @@ fn exit_code_is_one_when_any_task_fails() {
     assert_eq!(codes, [0, 3, 6]);
 }
 
+/// The names in a run's `tasks/`, sorted.
+fn task_files(run_dir: &std::path::Path) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(run_dir.join("tasks"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    files
+}
+
 #[test]
 fn quiet_tasks_leave_no_empty_files() {
     let job = Job::new(&format!(
@@ -343,11 +353,7 @@ fn quiet_tasks_leave_no_empty_files() {
     ));
     assert_eq!(job.run(&[]).code, 0);
     let dir = job.latest("job");
-    let mut files: Vec<String> = std::fs::read_dir(dir.join("tasks"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    files.sort();
+    let files = task_files(&dir);
     assert_eq!(files, ["1.err", "1.out"]);
     let report = job.report();
     let paths: Vec<(&serde_json::Value, &serde_json::Value)> = tasks(&report)
@@ -382,11 +388,7 @@ fn each_task_output_is_its_own_whatever_the_tasks_before_it_did() {
     ));
     assert_eq!(job.run(&[]).code, 0);
     let dir = job.latest("job");
-    let mut files: Vec<String> = std::fs::read_dir(dir.join("tasks"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    files.sort();
+    let files = task_files(&dir);
     assert_eq!(files, ["1.err", "1.out", "3.err", "3.out", "6.out"]);
     let read = |name: &str| std::fs::read_to_string(dir.join("tasks").join(name)).unwrap();
     assert_eq!(read("1.out"), "out1");
