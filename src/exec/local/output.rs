@@ -55,13 +55,16 @@ impl Spool {
     /// be no spool.
     pub fn output(&mut self, name: &str) -> io::Result<Output> {
         let path = self.dir.join(name);
-        // Written to since the last task (a process that escaped every containment still holds
-        // it): the next task gets a spool of its own. Seeking to the end also puts an empty
-        // spool's offset back at 0, should a task have truncated what it wrote.
+        // Not empty: a process that escaped every containment still writes to it, or the last
+        // task's output could not be kept under its name. Either way the next task gets a spool
+        // of its own. Seeking to the end also puts an empty spool's offset back at 0, should a
+        // task have truncated what it wrote.
         if let Some(file) = &self.file
             && rustix::fs::seek(file, rustix::fs::SeekFrom::End(0))? > 0
         {
-            tracing::warn!("a process outside any task wrote to a task output spool; replacing it");
+            tracing::warn!(
+                "a task output spool holds bytes no task is charged with (written by a process outside any task, or an output that could not be kept); the next task gets a new one"
+            );
             self.file = None;
         }
         if self.file.is_none() {
