@@ -94,6 +94,22 @@ impl TaskItems {
 }
 
 impl Task {
+    /// A task with nothing in it, for `Plan::render_unkeyed_into` to fill.
+    pub fn empty() -> Self {
+        Self {
+            id: TaskId(0),
+            id_width: 0,
+            items: TaskItems::None,
+            params: None,
+            seed: None,
+            argv: Vec::new(),
+            cwd: PathBuf::new(),
+            env: Vec::new(),
+            key: String::new(),
+            content_key: String::new(),
+        }
+    }
+
     /// The variables that tell the task its items, parameters and seed: `POOLRUN_START`,
     /// `POOLRUN_LAST`, `POOLRUN_COUNT` (and `POOLRUN_END` for a range, `POOLRUN_ITEM` for a
     /// chunk of one item), `POOLRUN_PARAM_<KEY>`, `POOLRUN_SEED`.
@@ -212,12 +228,7 @@ impl Plan {
     /// Every task in plan order without its resume key and, unless its seed needs it, its
     /// content key (left empty): for showing a plan, where the hashes would be much of the cost.
     pub fn tasks_unkeyed(&self) -> impl Iterator<Item = Task> + '_ {
-        self.tasks_unkeyed_in(0..self.len)
-    }
-
-    /// `tasks_unkeyed` of the tasks with ids in `ids`, which must be below `len()`.
-    pub fn tasks_unkeyed_in(&self, ids: std::ops::Range<u64>) -> impl Iterator<Item = Task> + '_ {
-        ids.map(|i| self.render(TaskId(i), false))
+        (0..self.len).map(|i| self.render(TaskId(i), false))
     }
 
     /// Renders task `id`, which must be below `len()`.
@@ -240,18 +251,7 @@ impl Plan {
     }
 
     fn render(&self, id: TaskId, keyed: bool) -> Task {
-        let mut task = Task {
-            id,
-            id_width: 0,
-            items: TaskItems::None,
-            params: None,
-            seed: None,
-            argv: Vec::new(),
-            cwd: PathBuf::new(),
-            env: Vec::new(),
-            key: String::new(),
-            content_key: String::new(),
-        };
+        let mut task = Task::empty();
         self.render_into(id, keyed, &mut task);
         task
     }

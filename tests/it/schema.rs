@@ -57,6 +57,15 @@ fn taplo() -> Command {
     tool("taplo", "npm install -g @taplo/cli")
 }
 
+/// `taplo fmt --check` of `files`.
+fn taplo_fmt_check(files: &[PathBuf]) -> std::process::Output {
+    taplo()
+        .args(["fmt", "--check"])
+        .args(files)
+        .output()
+        .unwrap()
+}
+
 fn ajv() -> Command {
     tool("ajv", "npm install -g ajv-cli ajv-formats")
 }
@@ -350,21 +359,13 @@ fn validate_refuses_a_plan_that_plan_and_run_refuse() {
         Job::new("command = \"echo {item}\"\n[range]\nstart = 0\nend = 9223372036854775807\n");
     let validate = job.cmd("validate", &[]);
     assert_eq!(validate.code, 2, "{}", validate.stderr);
-    assert!(
-        validate.stderr.contains("more than 10^9"),
-        "{}",
-        validate.stderr
-    );
-    assert!(
-        validate.stderr.contains("--allow-huge"),
-        "{}",
-        validate.stderr
-    );
-    assert!(
-        validate.stderr.contains("--> job.toml:2:1"),
-        "{}",
-        validate.stderr
-    );
+    for said in ["more than 10^9", "--allow-huge", "--> job.toml:2:1"] {
+        assert!(
+            validate.stderr.contains(said),
+            "{said}:\n{}",
+            validate.stderr
+        );
+    }
     let allowed = job.cmd("validate", &["--allow-huge"]);
     assert_eq!(allowed.code, 0, "{}", allowed.stderr);
     let plan = job.cmd("plan", &[]);
@@ -374,11 +375,7 @@ fn validate_refuses_a_plan_that_plan_and_run_refuse() {
 #[test]
 fn example_jobs_and_documented_job_files_are_taplo_formatted() {
     let jobs = crate::jobs::example_jobs();
-    let out = taplo()
-        .args(["fmt", "--check"])
-        .args(&jobs)
-        .output()
-        .unwrap();
+    let out = taplo_fmt_check(&jobs);
     assert!(
         out.status.success(),
         "run `taplo fmt jobs/*.toml`:\n{}",
@@ -403,11 +400,7 @@ fn example_jobs_and_documented_job_files_are_taplo_formatted() {
         }
     }
     assert!(!blocks.is_empty(), "the README shows a job file");
-    let out = taplo()
-        .args(["fmt", "--check"])
-        .args(&blocks)
-        .output()
-        .unwrap();
+    let out = taplo_fmt_check(&blocks);
     assert!(
         out.status.success(),
         "a TOML block in README.md or docs/ is not as `taplo fmt` writes it:\n{}",
