@@ -428,6 +428,86 @@ fn a_script_whose_interpreter_is_missing_says_so() {
     );
 }
 
+/// A task's line `name:` of `/proc/self/status`, as a number.
+#[cfg(target_os = "linux")]
+fn status_mask(status: &str, name: &str) -> u64 {
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name} in {status}"));
+    u64::from_str_radix(line.trim(), 16).unwrap()
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_task_starts_with_no_signal_blocked_or_caught_and_sigpipe_at_its_default() {
+    // `cat` installs no handler of its own: what it shows is what poolrun started it with, while
+    // poolrun itself catches SIGINT, SIGTERM and others and ignores SIGPIPE.
+    let job = Job::new(&format!(
+        "command = [\"cat\", \"/proc/self/status\"]\n{}",
+        range(2, 2)
+    ));
+    let run = job.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for id in 0..2 {
+        let status =
+            std::fs::read_to_string(job.latest("job").join(format!("tasks/{id}.out"))).unwrap();
+        assert_eq!(status_mask(&status, "SigBlk:"), 0, "{status}");
+        assert_eq!(status_mask(&status, "SigCgt:"), 0, "{status}");
+        let sigpipe = 1 << (13 - 1);
+        assert_eq!(status_mask(&status, "SigIgn:") & sigpipe, 0, "{status}");
+        assert!(status.contains(&format!("NSpgid:\t{}", status_mask_pid(&status))));
+    }
+}
+
+/// The task's own pid: it leads its own process group.
+#[cfg(target_os = "linux")]
+fn status_mask_pid(status: &str) -> u64 {
+    let line = status.lines().find_map(|l| l.strip_prefix("Pid:")).unwrap();
+    line.trim().parse().unwrap()
+}
+
+#[test]
+fn a_bare_command_is_looked_up_in_the_path_of_the_jobs_env() {
+    let job = Job::new(&format!(
+        "command = [\"poolrun-test-tool\", \"{{id}}\"]\nenv = {{ PATH = \"{}:/usr/bin:/bin\" }}\n{}",
+        "bin-b:/no/such/dir:bin-a",
+        range(1, 1)
+    ));
+    for (dir, mode) in [("bin-b", 0o644), ("bin-a", 0o755)] {
+        std::fs::create_dir(job.file(dir)).unwrap();
+        let tool = job.file(&format!("{dir}/poolrun-test-tool"));
+        std::fs::write(&tool, format!("#!/bin/sh\necho {dir} \"$@\"\n")).unwrap();
+        std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .unwrap();
+    }
+    // As `execvp`: relative entries are the task's directory; one that may not be run is passed
+    // over for the next.
+    let run = job.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = std::fs::read_to_string(job.latest("job").join("tasks/0.out")).unwrap();
+    assert_eq!(out, "bin-a 0\n");
+}
+
+#[test]
+fn a_command_that_may_not_be_run_is_spawn_failed_with_permission_denied() {
+    let job = Job::new(&format!("command = [\"./tool\"]\n{}", range(1, 1)));
+    std::fs::write(job.file("tool"), "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(
+        job.file("tool"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    assert_eq!(job.run(&[]).code, 1);
+    let report = job.report();
+    let error = tasks(&report)[0]["error"].as_str().unwrap();
+    assert_eq!(tasks(&report)[0]["status"], "spawn_failed");
+    assert!(
+        error.contains("cannot start `./tool`: permission denied"),
+        "{error}"
+    );
+}
+
 #[test]
 fn one_slow_task_does_not_stall_the_others() {
     // Task 0 waits for `go`; the other 1,499 run meanwhile (dispatch used to stop 1,024 tasks

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::exec::local::cgroup::SlotCgroup;
@@ -14,6 +14,7 @@ use crate::exec::local::containment::TOKEN_VARIABLE;
 use crate::exec::local::context::Context;
 use crate::exec::local::exit_watch::ExitWatch;
 use crate::exec::local::output::{Output, Spools};
+use crate::exec::local::spawn::{Launch, Spawner};
 use crate::exec::local::unix::{self, ChildSetup, UnixSignal};
 use crate::exec::outcome::{TaskOutcome, TaskStatus};
 use crate::exec::{Event, Logged, Started};
@@ -25,11 +26,11 @@ pub(crate) fn run_attempt_guarded(
     task: Task,
     attempt: u32,
     ctx: &Context<'_>,
-    spools: &mut Spools,
+    worker: &mut Worker,
 ) -> TaskOutcome {
     let fallback = task.clone();
     let started_at = SystemTime::now();
-    std::panic::catch_unwind(AssertUnwindSafe(|| run_attempt(task, attempt, ctx, spools)))
+    std::panic::catch_unwind(AssertUnwindSafe(|| run_attempt(task, attempt, ctx, worker)))
         .unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<&str>()
@@ -43,9 +44,17 @@ pub(crate) fn run_attempt_guarded(
         })
 }
 
+/// What a worker keeps from one attempt to the next: its output spools and its way of starting
+/// tasks.
+pub(crate) struct Worker {
+    pub spools: Spools,
+    pub spawner: io::Result<Spawner>,
+}
+
 /// Runs attempt `attempt` of `task` and says how it went. Every failure to start or run becomes
 /// a status, never an error.
-fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>, spools: &mut Spools) -> TaskOutcome {
+fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>, worker: &mut Worker) -> TaskOutcome {
+    let Worker { spools, spawner } = worker;
     let started_at = SystemTime::now();
     let clock = Instant::now();
     if attempt > 1 {
@@ -54,10 +63,9 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>, spools: &mut Spools)
     let outputs = (|| {
         let out = spools.out.output(&task.output_file("out"))?;
         let err = spools.err.output(&task.output_file("err"))?;
-        let ends = (out.for_child()?, err.for_child()?);
-        Ok::<_, io::Error>((ends, (out, err)))
+        Ok::<_, io::Error>((out, err))
     })();
-    let ((stdout, stderr), (out, err)) = match outputs {
+    let (out, err) = match outputs {
         Ok(outputs) => outputs,
         Err(e) => {
             let reason = format!(
@@ -68,18 +76,10 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>, spools: &mut Spools)
         }
     };
     let slot = ctx.containment.slot();
-    let setup = child_setup(slot, ctx);
-    let mut command = command(&task, attempt, ctx, (stdout, stderr), setup);
-    ctx.running.spawning(1);
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            ctx.running.spawning(-1);
-            let reason = spawn_error(&task, &e);
-            return not_started(task, attempt, started_at, true, reason);
-        }
+    let pid = match start(&task, attempt, ctx, spawner, (&out, &err), slot) {
+        Ok(pid) => pid,
+        Err(reason) => return not_started(task, attempt, started_at, true, reason),
     };
-    let pid = child.id();
     ctx.running.insert(task.id, pid);
     let guard = KillOnUnwind {
         pid,
@@ -102,7 +102,7 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>, spools: &mut Spools)
             let _ = ctx.events.send(Event::Started(started));
         }
     }
-    let (status, terminated_at) = wait(&mut child, pid, ctx);
+    let (status, terminated_at) = wait(pid, ctx);
     let timed_out = terminated_at.is_some();
     std::mem::forget(guard);
     let cancelled = ctx.running.remove(task.id);
@@ -143,6 +143,39 @@ fn run_attempt(task: Task, attempt: u32, ctx: &Context<'_>, spools: &mut Spools)
         error,
         slurm_job_id: None,
     }
+}
+
+/// Starts attempt `attempt` of `task` with its outputs going to `outputs`; returns its process
+/// id, or why it could not start. A started task is in `ctx.running`'s count of starts.
+fn start(
+    task: &Task,
+    attempt: u32,
+    ctx: &Context<'_>,
+    spawner: &mut io::Result<Spawner>,
+    outputs: (&Output, &Output),
+    slot: Option<&SlotCgroup>,
+) -> Result<u32, String> {
+    let spawner = spawner
+        .as_mut()
+        .map_err(|e| format!("cannot prepare to start tasks: {e}"))?;
+    let env = ctx
+        .env
+        .for_task(task, attempt)
+        .map_err(|e| spawn_error(task, &e))?;
+    let setup = child_setup(slot, ctx);
+    let launch = Launch {
+        argv: &task.argv,
+        cwd: &task.cwd,
+        env: &env,
+        stdout: outputs.0.for_child(),
+        stderr: outputs.1.for_child(),
+        setup: &setup,
+    };
+    ctx.running.spawning(1);
+    spawner.spawn(&launch).map_err(|e| {
+        ctx.running.spawning(-1);
+        spawn_error(task, &e)
+    })
 }
 
 /// Kills what the attempt's processes left running once its direct child is gone: everything in
@@ -259,81 +292,13 @@ fn keep_earlier_attempt(dir: &Path, task: &Task, previous: u32) {
     }
 }
 
-fn command(
-    task: &Task,
-    attempt: u32,
-    ctx: &Context<'_>,
-    output: (File, File),
-    setup: ChildSetup,
-) -> Command {
-    let mut command = Command::new(&task.argv[0]);
-    if ctx.env_clear {
-        command.env_clear();
-        for name in ctx.env_pass {
-            if let Some(value) = std::env::var_os(name) {
-                command.env(name, value);
-            }
-        }
-    }
-    command
-        .args(&task.argv[1..])
-        .current_dir(&task.cwd)
-        .envs(task.env.iter().map(|(k, v)| (k, v)))
-        .env("POOLRUN_JOB", ctx.job_name)
-        .env("POOLRUN_RUN_ID", ctx.run_id)
-        .env(TOKEN_VARIABLE, ctx.containment.token())
-        .env("POOLRUN_RUN_DIR", ctx.run_dir)
-        .env("POOLRUN_TASK_ID", task.id.to_string())
-        .env("POOLRUN_ATTEMPT", attempt.to_string())
-        .stdin(Stdio::null())
-        .stdout(output.0)
-        .stderr(output.1);
-    // A task's item, parameter and seed variables are its own: where it has none (no seed, a
-    // chunk of several items, a key an `include` gave only other combinations), none comes
-    // through from poolrun's environment (a poolrun run inside another's task).
-    for name in TASK_VARIABLES {
-        command.env_remove(name);
-    }
-    for name in inherited_params() {
-        command.env_remove(name);
-    }
-    command.envs(task.variables());
-    unix::new_process_group(&mut command, setup);
-    command
-}
-
-/// The per-task variables that a task may lack.
-const TASK_VARIABLES: [&str; 6] = [
-    "POOLRUN_ITEM",
-    "POOLRUN_START",
-    "POOLRUN_LAST",
-    "POOLRUN_END",
-    "POOLRUN_COUNT",
-    "POOLRUN_SEED",
-];
-
-/// The `POOLRUN_PARAM_*` variables of poolrun's own environment.
-fn inherited_params() -> &'static [std::ffi::OsString] {
-    static NAMES: std::sync::OnceLock<Vec<std::ffi::OsString>> = std::sync::OnceLock::new();
-    NAMES.get_or_init(|| {
-        std::env::vars_os()
-            .map(|(name, _)| name)
-            .filter(|name| name.as_encoded_bytes().starts_with(b"POOLRUN_PARAM_"))
-            .collect()
-    })
-}
-
 /// Waits for the child, stopping its group once it has run `timeout` outside pauses. Returns its
 /// status and, if it timed out, when it was sent SIGTERM.
-fn wait(
-    child: &mut Child,
-    pid: u32,
-    ctx: &Context<'_>,
-) -> (io::Result<ExitStatus>, Option<SystemTime>) {
+fn wait(pid: u32, ctx: &Context<'_>) -> (io::Result<ExitStatus>, Option<SystemTime>) {
     let Some(timeout) = ctx.timeout else {
-        return (child.wait(), None);
+        return (unix::wait(pid), None);
     };
-    let watch = ExitWatch::new(child);
+    let watch = ExitWatch::new(pid);
     let start = Instant::now();
     let (paused_before, _) = ctx.pause.total();
     loop {
@@ -350,9 +315,9 @@ fn wait(
         };
         if left.is_zero() && !paused_now {
             let at = SystemTime::now();
-            return (terminate(child, &watch, pid, ctx.grace_period), Some(at));
+            return (terminate(&watch, pid, ctx.grace_period), Some(at));
         }
-        match watch.wait(child, slice) {
+        match watch.wait(slice) {
             Ok(Some(status)) => return (Ok(status), None),
             Ok(None) => {}
             Err(e) => return (Err(e), None),
@@ -362,12 +327,7 @@ fn wait(
 
 /// SIGTERM to the group; then, once the group is empty or the grace period is over, SIGKILL to
 /// whatever is left; then reap the direct child.
-fn terminate(
-    child: &mut Child,
-    watch: &ExitWatch,
-    pid: u32,
-    grace: Duration,
-) -> io::Result<ExitStatus> {
+fn terminate(watch: &ExitWatch, pid: u32, grace: Duration) -> io::Result<ExitStatus> {
     unix::signal_group(pid, UnixSignal::SIGTERM);
     // A stopped process acts on SIGTERM only once continued.
     unix::signal_group(pid, UnixSignal::SIGCONT);
@@ -377,7 +337,7 @@ fn terminate(
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if status.is_none() {
-            status = watch.wait(child, left.min(Duration::from_millis(50)))?;
+            status = watch.wait(left.min(Duration::from_millis(50)))?;
         } else if !unix::group_alive(pid) || left.is_zero() {
             break;
         } else {
@@ -392,7 +352,7 @@ fn terminate(
     unix::signal_group(pid, UnixSignal::SIGKILL);
     match status {
         Some(status) => Ok(status),
-        None => child.wait(),
+        None => unix::wait(pid),
     }
 }
 

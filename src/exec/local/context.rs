@@ -10,19 +10,17 @@ use crate::exec::StartLog;
 use crate::exec::local::containment::Containment;
 use crate::exec::local::pause::PauseClock;
 use crate::exec::local::running::Running;
+use crate::exec::local::spawn::Environment;
 
 /// What every worker shares.
 pub(crate) struct Context<'a> {
     pub tasks_dir: &'a Path,
     pub timeout: Option<Duration>,
     pub grace_period: Duration,
-    pub job_name: &'a str,
-    pub run_id: &'a str,
-    pub run_dir: &'a Path,
     pub running: Running,
     pub pause: PauseClock,
-    pub env_clear: bool,
-    pub env_pass: &'a [String],
+    /// What every task's environment starts from.
+    pub env: Environment,
     pub memory_limit: Option<u64>,
     pub max_processes: Option<u32>,
     pub containment: &'a Containment,

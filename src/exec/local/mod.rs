@@ -14,17 +14,19 @@ pub mod output;
 mod pause;
 mod procfs;
 mod running;
+mod spawn;
 pub mod unix;
 
 use crate::exec::Event;
 use crate::exec::dispenser::{Dispenser, Work};
 use crate::exec::engine::{self, Backend, Dispatch, PoolEnd};
-use crate::exec::local::attempt::run_attempt_guarded;
+use crate::exec::local::attempt::{Worker, run_attempt_guarded};
 use crate::exec::local::containment::{Containment, Identity};
 use crate::exec::local::context::Context;
 use crate::exec::local::output::Spools;
 use crate::exec::local::pause::PauseClock;
 use crate::exec::local::running::Running;
+use crate::exec::local::spawn::{Environment, RunVariables, Spawner};
 use crate::exec::local::unix::UnixSignal;
 use crate::exec::outcome::TaskStatus;
 use crate::exec::signals::{SignalWatch, stop_self};
@@ -83,13 +85,19 @@ impl LocalPool<'_> {
             tasks_dir: self.tasks_dir,
             timeout: job.pool.timeout,
             grace_period: job.pool.grace_period,
-            job_name: &job.name,
-            run_id: &plan.run().id,
-            run_dir: &plan.run().dir,
             running: Running::default(),
             pause: PauseClock::default(),
-            env_clear: job.env_clear,
-            env_pass: &job.env_pass,
+            env: Environment::new(
+                job.env_clear,
+                &job.env_pass,
+                &RunVariables {
+                    job_name: &job.name,
+                    run_id: &plan.run().id,
+                    token_name: containment::TOKEN_VARIABLE,
+                    token: containment.token(),
+                    run_dir: &plan.run().dir,
+                },
+            ),
             memory_limit: job.pool.memory_limit,
             max_processes: job.pool.max_processes,
             containment,
@@ -167,14 +175,17 @@ impl Backend for LocalBackend<'_> {
 /// A worker: takes attempts from the dispenser and runs them until it is closed.
 fn work<I: Iterator<Item = Dispatch>>(dispenser: &Dispenser<I>, ctx: &Context<'_>) {
     ctx.containment.enter_slot();
-    let mut spools = Spools::new(ctx.tasks_dir);
+    let mut worker = Worker {
+        spools: Spools::new(ctx.tasks_dir),
+        spawner: Spawner::new(),
+    };
     while let Some(Work {
         task,
         attempt,
         tries,
     }) = dispenser.take()
     {
-        let mut outcome = run_attempt_guarded(task, attempt, ctx, &mut spools);
+        let mut outcome = run_attempt_guarded(task, attempt, ctx, &mut worker);
         outcome.tries = tries + 1;
         let id = outcome.task.id.0;
         // Only an outcome that may halt the run holds the slot: a failure, or with a failure-rate

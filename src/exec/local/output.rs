@@ -18,6 +18,9 @@ use rustix::fs::{AtFlags, CWD, Mode, OFlags, linkat, open};
 /// How much of stderr the report keeps.
 pub const STDERR_TAIL_BYTES: u64 = 4096;
 
+/// The SHA-256 of no bytes: most tasks' stdout.
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 /// One worker's spools, for its tasks' stdout and stderr.
 pub(crate) struct Spools {
     pub out: Spool,
@@ -117,9 +120,9 @@ pub(crate) struct Output {
 }
 
 impl Output {
-    /// A handle for the child's stdout or stderr.
-    pub fn for_child(&self) -> io::Result<File> {
-        self.file.try_clone()
+    /// The file the child's stdout or stderr goes to (the child gets its own copy).
+    pub fn for_child(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_fd()
     }
 
     /// Once the task is done: names the file if the task wrote to it, drops it if not; returns
@@ -147,6 +150,9 @@ impl Output {
     /// Hex SHA-256 of the file's first `len` bytes (all a finished task wrote).
     pub fn sha256(&self, len: u64) -> io::Result<String> {
         use sha2::{Digest, Sha256};
+        if len == 0 {
+            return Ok(EMPTY_SHA256.to_owned());
+        }
         let mut hash = Sha256::new();
         let mut buffer = vec![0; usize::try_from(len.min(64 * 1024)).unwrap_or(0)];
         let mut at = 0;
@@ -192,4 +198,17 @@ pub fn tail(path: &Path) -> io::Result<(u64, String)> {
     };
     let len = file.metadata()?.len();
     Ok((len, read_tail(&file, len)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn the_empty_output_hash_is_sha256_of_nothing() {
+        assert_eq!(
+            super::EMPTY_SHA256,
+            crate::job::hex(&Sha256::new().finalize())
+        );
+    }
 }

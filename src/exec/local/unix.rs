@@ -5,8 +5,9 @@
 //! descendant that did not leave the group, and a Ctrl-C at the terminal (sent to poolrun's
 //! foreground group) never reaches the tasks directly: poolrun decides what they get.
 
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, ExitStatus};
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -17,7 +18,7 @@ use nix::unistd::Pid;
 
 use crate::exec::local::procfs;
 
-/// What the child sets up for itself between fork and exec.
+/// What the child sets up for itself before it runs the command.
 #[derive(Debug, Default)]
 pub struct ChildSetup {
     /// `RLIMIT_AS`, in bytes.
@@ -26,59 +27,6 @@ pub struct ChildSetup {
     pub nproc_limit: Option<u32>,
     /// A cgroup's `cgroup.procs` to join.
     pub cgroup_procs: Option<std::ffi::CString>,
-}
-
-impl ChildSetup {
-    /// Whether anything must run in the child before exec. Without it, the standard library
-    /// starts the child with `posix_spawn` (a vfork), several times cheaper than fork + exec.
-    fn needed(&self) -> bool {
-        self.memory_limit.is_some() || self.nproc_limit.is_some() || self.cgroup_procs.is_some()
-    }
-}
-
-/// Makes the command's process the leader of a new process group, joins it to its cgroup and
-/// applies `setup`'s limits before it runs the command. (No `PR_SET_PDEATHSIG`: it reaches only
-/// a task's first process; what a killed poolrun leaves, a resumed run kills by the run's
-/// identity.)
-pub fn new_process_group(command: &mut Command, setup: ChildSetup) {
-    command.process_group(0);
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    if setup.needed() {
-        #[allow(
-            unsafe_code,
-            reason = "pre_exec is the only way to join a cgroup and set limits in the child"
-        )]
-        // SAFETY: the closure runs between fork and exec and makes only async-signal-safe system
-        // calls (open, write, close, setrlimit) on data prepared before the fork; it allocates
-        // nothing and takes no lock.
-        unsafe {
-            command.pre_exec(move || {
-                if let Some(procs) = &setup.cgroup_procs {
-                    let fd = nix::fcntl::open(
-                        procs.as_c_str(),
-                        nix::fcntl::OFlag::O_WRONLY,
-                        nix::sys::stat::Mode::empty(),
-                    )?;
-                    nix::unistd::write(&fd, b"0")?;
-                }
-                if let Some(bytes) = setup.memory_limit {
-                    nix::sys::resource::setrlimit(
-                        nix::sys::resource::Resource::RLIMIT_AS,
-                        bytes,
-                        bytes,
-                    )?;
-                }
-                if let Some(n) = setup.nproc_limit {
-                    nix::sys::resource::setrlimit(
-                        nix::sys::resource::Resource::RLIMIT_NPROC,
-                        n.into(),
-                        n.into(),
-                    )?;
-                }
-                Ok(())
-            });
-        }
-    }
 }
 
 /// Sends `signal` to the group led by `pgid`; false when the group no longer exists.
@@ -101,7 +49,7 @@ pub fn group_alive(pgid: u32) -> bool {
 
 /// Reaps every exited process of the group led by `pgid` that is poolrun's child: as a subreaper,
 /// poolrun inherits a task's orphaned descendants. Call it only once the group's leader has been
-/// reaped, so it cannot take the leader's status from its `Child`.
+/// reaped, so it cannot take the leader's status from its worker.
 pub fn reap_group(pgid: u32) {
     let Ok(raw) = i32::try_from(pgid) else { return };
     while let Ok(status) = waitpid(Pid::from_raw(-raw), Some(WaitPidFlag::WNOHANG)) {
@@ -132,7 +80,7 @@ pub fn kill_leftovers(pgid: u32) -> u32 {
 pub fn kill_escapees(marks: &[&str], is_task_leader: impl Fn(u32) -> bool) -> u32 {
     let mut killed = 0;
     // One pass over the adopted children: kill this task's escapees, and reap the ones that
-    // already exited (never a task's leader, whose status belongs to its `Child`).
+    // already exited (never a task's leader, whose status belongs to its worker).
     for pid in procfs::orphans_adopted() {
         let Some(stat) = procfs::stat(pid).filter(|_| !is_task_leader(pid)) else {
             continue;
@@ -214,7 +162,33 @@ pub fn become_subreaper() {
     }
 }
 
-/// Waits for the child `pid` to exit and reaps it (for a child with no `Child` left to do so).
+/// Waits for the child `pid` to exit, reaps it and returns how it ended.
+pub fn wait(pid: u32) -> io::Result<ExitStatus> {
+    loop {
+        if let Some(status) = wait_for(pid, None)? {
+            return Ok(status);
+        }
+    }
+}
+
+/// Reaps the child `pid` if it has exited, and returns how it ended.
+pub fn try_wait(pid: u32) -> io::Result<Option<ExitStatus>> {
+    wait_for(pid, Some(WaitPidFlag::WNOHANG))
+}
+
+fn wait_for(pid: u32, flags: Option<WaitPidFlag>) -> io::Result<Option<ExitStatus>> {
+    let raw = i32::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    match waitpid(Pid::from_raw(raw), flags) {
+        Ok(WaitStatus::Exited(_, code)) => Ok(Some(ExitStatus::from_raw((code & 0xff) << 8))),
+        Ok(WaitStatus::Signaled(_, signal, core)) => Ok(Some(ExitStatus::from_raw(
+            signal as i32 | if core { 0x80 } else { 0 },
+        ))),
+        Ok(_) | Err(Errno::EINTR) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Waits for the child `pid` to exit and reaps it (for a child whose status nobody needs).
 pub fn reap(pid: u32) {
     if let Ok(raw) = i32::try_from(pid) {
         let _ = waitpid(Pid::from_raw(raw), None);
