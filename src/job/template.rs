@@ -115,7 +115,22 @@ pub struct TemplateError {
 const BRACE_HELP: &str =
     "write `{{` and `}}` for literal braces, e.g. `${{HOME}}` for a shell variable";
 
+/// A piece of a template: literal text, or a placeholder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part<'a> {
+    Text(&'a str),
+    Value(Placeholder),
+}
+
 impl Template {
+    /// The template's pieces in order.
+    pub fn parts(&self) -> impl Iterator<Item = Part<'_>> {
+        self.segments.iter().map(|segment| match segment {
+            Segment::Literal(text) => Part::Text(text),
+            Segment::Value(p) => Part::Value(*p),
+        })
+    }
+
     /// Parses `text`, accepting only the placeholders in `allowed`.
     pub fn parse(text: &str, allowed: &[Placeholder]) -> Result<Self, TemplateError> {
         Self::parse_with(text, allowed, &[])

@@ -6,4 +6,4 @@ mod run_info;
 mod task;
 
 pub use run_info::RunInfo;
-pub use task::{Plan, Task, TaskId, TaskItems, range_content_key};
+pub use task::{NumericPlan, Plan, Task, TaskId, TaskItems, range_content_key};

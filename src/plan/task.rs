@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::job::chunk::ChunkValues;
 use crate::job::source::{Chunk, Combo};
+use crate::job::template::Template;
 use crate::job::{Command, Job};
 use crate::plan::RunInfo;
 
@@ -169,6 +170,40 @@ impl Task {
     }
 }
 
+/// A plan whose tasks differ only in their numbers; see `Plan::numeric`.
+pub struct NumericPlan<'a> {
+    plan: &'a Plan,
+    argv: &'a [Template],
+}
+
+impl NumericPlan<'_> {
+    /// The command's templates, one per argument.
+    pub fn argv(&self) -> &[Template] {
+        self.argv
+    }
+
+    /// Every task's working directory.
+    pub fn cwd(&self) -> &Path {
+        &self.plan.job.base_dir
+    }
+
+    /// The placeholder values of task `id`, which must be below the plan's `len()`.
+    pub fn values(&self, id: TaskId) -> ChunkValues<'_> {
+        let job = &self.plan.job;
+        ChunkValues {
+            id: id.0,
+            chunk: job
+                .source
+                .as_ref()
+                .map_or(Chunk::None, |source| source.chunk(id.0)),
+            combo: None,
+            seed: None,
+            name: &job.name,
+            run_id: &self.plan.run.id,
+        }
+    }
+}
+
 /// The task list of one run of a job.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -218,6 +253,20 @@ impl Plan {
     /// The run's id and directory.
     pub fn run(&self) -> &RunInfo {
         &self.run
+    }
+
+    /// When every task differs from the others only in its numbers (the chunks of a range, no
+    /// matrix, no seed, a command run directly, one working directory): the command's
+    /// templates, the working directory, and each task's values. Lets a plan of 10^9 tasks be
+    /// written from a template compiled once, instead of rendering each task.
+    pub fn numeric(&self) -> Option<NumericPlan<'_>> {
+        let job = &self.job;
+        let (Some(crate::job::Source::Range(_)), None, None, None, Command::Argv(argv)) =
+            (&job.source, &job.matrix, job.seed, &job.cwd, &job.command)
+        else {
+            return None;
+        };
+        Some(NumericPlan { plan: self, argv })
     }
 
     /// Every task in plan order, rendered lazily.

@@ -126,3 +126,44 @@ fn plan_lines_are_the_report_rows_plan_fields_in_order() {
     );
     assert_eq!(plan.len(), 10_000);
 }
+
+#[test]
+fn a_range_plan_is_the_same_written_from_its_compiled_line_as_task_by_task() {
+    // A range with no matrix, no seed and one working directory is written from a line compiled
+    // once; a `cwd` makes the same plan go task by task. Both must be the report's rows.
+    let text = |cwd: &str| {
+        format!(
+            "command = [\"printf\", \"%s|%s\\n\", \"q\\\"uo\\\\te\\ttab é {{items}}\", \"{{name}}-{{id}}-{{start}}-{{last}}-{{end}}-{{count}}\"]\n{cwd}\
+             [range]\nstart = 10\nend = -12\nstep = -3\nchunk-size = 2\n"
+        )
+    };
+    let compiled = Job::new(&text(""));
+    let by_task = Job::new(&text("cwd = \".\"\n"));
+    let lines = |job: &Job| {
+        let planned = job.cmd("plan", &["--json"]);
+        assert_eq!(planned.code, 0, "{}", planned.stderr);
+        serde_json::from_str::<Vec<Value>>(&planned.stdout).unwrap()
+    };
+    let (fast, slow) = (lines(&compiled), lines(&by_task));
+    assert_eq!(fast.len(), 4);
+    assert_eq!(fast[3]["command"][3], "job-3--8--11--14-2");
+    assert_eq!(fast[0]["command"][2], "q\"uo\\te\ttab é 10 7");
+    for (fast, slow) in fast.iter().zip(&slow) {
+        let mut slow = slow.clone();
+        slow["cwd"] = fast["cwd"].clone();
+        assert_eq!(fast, &slow);
+    }
+    assert_eq!(compiled.run(&[]).code, 0);
+    let report = compiled.report();
+    for (line, row) in fast.iter().zip(crate::support::tasks(&report)) {
+        // Rows leave out the working directory.
+        for (field, value) in line
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(f, _)| *f != "cwd")
+        {
+            assert_eq!(value, &row[field], "task {}: {field}", row["id"]);
+        }
+    }
+}
