@@ -128,9 +128,9 @@ section=$(
     echo 'series (`auto` and the kind it picks run the same code), so compare within that; the CPU time'
     echo "(user + system) of a series is the steadier figure. Containment by cgroup, with the worker"
     echo "thread in its slot (v1, v2), adds no cost beyond that noise; without cgroups, the per-task"
-    echo "scan for escapees costs a little CPU; joining a v2 cgroup per task (the fallback) costs"
-    echo "about 1.5-2x, which is why poolrun uses it only where no threaded v2 subtree or v1"
-    echo "hierarchy can be had."
+    echo "scan for escapees costs a little CPU; joining a v2 cgroup per task (the fallback) costs a"
+    echo "cgroup migration per task (10-20 % of the run's time here), which is why poolrun uses it only"
+    echo "where no threaded v2 subtree or v1 hierarchy can be had."
     echo "<!-- /containment -->"
 )
 python3 - "$section" <<'PY'
