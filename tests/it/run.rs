@@ -110,14 +110,21 @@ fn large_stdout_and_stderr_complete_normally() {
     );
 }
 
+/// Writes `text` to `name` in the job's folder, with permissions `mode`.
+fn script(job: &Job, name: &str, text: &str, mode: u32) {
+    std::fs::write(job.file(name), text).unwrap();
+    std::fs::set_permissions(
+        job.file(name),
+        std::os::unix::fs::PermissionsExt::from_mode(mode),
+    )
+    .unwrap();
+}
+
 #[test]
 fn a_missing_executable_is_spawn_failed_and_the_others_succeed() {
     let job = Job::new(&format!("command = [\"./prog{{id}}\"]\n{}", range(3, 2)));
     for id in [0, 2] {
-        let prog = job.file(&format!("prog{id}"));
-        std::fs::write(&prog, "#!/bin/sh\necho ran\n").unwrap();
-        std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        script(&job, &format!("prog{id}"), "#!/bin/sh\necho ran\n", 0o755);
     }
     let run = job.run(&[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -412,12 +419,12 @@ fn each_task_output_is_its_own_whatever_the_tasks_before_it_did() {
 #[test]
 fn a_script_whose_interpreter_is_missing_says_so() {
     let job = Job::new("command = [\"./script\"]\n[range]\nstart = 0\nend = 1\n");
-    std::fs::write(job.file("script"), "#!/no/such/interpreter -x\necho hi\n").unwrap();
-    std::fs::set_permissions(
-        job.file("script"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    script(
+        &job,
+        "script",
+        "#!/no/such/interpreter -x\necho hi\n",
+        0o755,
+    );
     assert_eq!(job.run(&[]).code, 1);
     let report = job.report();
     let error = tasks(&report)[0]["error"].as_str().unwrap().to_owned();
@@ -476,10 +483,8 @@ fn a_bare_command_is_looked_up_in_the_path_of_the_jobs_env() {
     ));
     for (dir, mode) in [("bin-b", 0o644), ("bin-a", 0o755)] {
         std::fs::create_dir(job.file(dir)).unwrap();
-        let tool = job.file(&format!("{dir}/poolrun-test-tool"));
-        std::fs::write(&tool, format!("#!/bin/sh\necho {dir} \"$@\"\n")).unwrap();
-        std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(mode))
-            .unwrap();
+        let text = format!("#!/bin/sh\necho {dir} \"$@\"\n");
+        script(&job, &format!("{dir}/poolrun-test-tool"), &text, mode);
     }
     // As `execvp`: relative entries are the task's directory; one that may not be run is passed
     // over for the next.
@@ -492,12 +497,7 @@ fn a_bare_command_is_looked_up_in_the_path_of_the_jobs_env() {
 #[test]
 fn a_command_that_may_not_be_run_is_spawn_failed_with_permission_denied() {
     let job = Job::new(&format!("command = [\"./tool\"]\n{}", range(1, 1)));
-    std::fs::write(job.file("tool"), "#!/bin/sh\necho hi\n").unwrap();
-    std::fs::set_permissions(
-        job.file("tool"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .unwrap();
+    script(&job, "tool", "#!/bin/sh\necho hi\n", 0o644);
     assert_eq!(job.run(&[]).code, 1);
     let report = job.report();
     let error = tasks(&report)[0]["error"].as_str().unwrap();
