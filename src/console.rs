@@ -8,8 +8,8 @@
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 /// When to colour what poolrun prints (`--color`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -77,6 +77,8 @@ struct Console {
     tx: Mutex<Option<SyncSender<Vec<u8>>>>,
     /// Lines handed to the writer and not yet written (or given up on).
     pending: AtomicU64,
+    /// Notified when `pending` drops to 0, for `flush`.
+    drained: (Mutex<()>, Condvar),
 }
 
 /// Lines that could not be written or queued.
@@ -94,6 +96,7 @@ fn console() -> &'static Console {
             // Without the thread nothing would drain the queue: write nothing rather than block.
             tx: Mutex::new(thread.is_some().then_some(tx)),
             pending: AtomicU64::new(0),
+            drained: (Mutex::new(()), Condvar::new()),
         }
     })
 }
@@ -104,7 +107,16 @@ fn write_lines(rx: &Receiver<Vec<u8>>) {
         if stderr.write_all(&bytes).is_err() {
             DROPPED.fetch_add(1, Ordering::Relaxed);
         }
-        console().pending.fetch_sub(1, Ordering::Release);
+        let console = console();
+        if console.pending.fetch_sub(1, Ordering::Release) == 1 {
+            // Under the lock, so a `flush` between its check and its wait cannot miss it.
+            let _held = console
+                .drained
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            console.drained.1.notify_all();
+        }
     }
 }
 
@@ -153,12 +165,13 @@ pub fn line(text: &str) {
 /// exiting. A stderr that blocks longer than `FLUSH_LIMIT` loses what is still queued.
 pub fn flush() {
     let console = console();
-    let deadline = Instant::now() + FLUSH_LIMIT;
-    let mut pause = Duration::from_micros(50);
-    while console.pending.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(10));
-    }
+    let (lock, drained) = &console.drained;
+    let held = lock.lock().unwrap_or_else(PoisonError::into_inner);
+    let _ = drained
+        .wait_timeout_while(held, FLUSH_LIMIT, |()| {
+            console.pending.load(Ordering::Acquire) > 0
+        })
+        .unwrap_or_else(PoisonError::into_inner);
 }
 
 /// Lines dropped so far because stderr could not take them.
