@@ -54,27 +54,30 @@ pub fn write_plan_json(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
     out.write_all(if plan.is_empty() { b"]\n" } else { b"\n]\n" })
 }
 
-/// The lines of block `block`'s tasks.
+/// The lines of block `block`'s tasks, each task rendered task by task.
 fn block_json(plan: &Plan, block: u64) -> Vec<u8> {
-    let ids = block * BLOCK..((block + 1) * BLOCK).min(plan.len());
-    let mut lines = Vec::with_capacity(128 * 1024);
     let mut cwd = CwdCache::default();
     let mut task = Task::empty();
-    for id in ids {
-        plan.render_unkeyed_into(TaskId(id), &mut task);
-        lines.extend_from_slice(if id == 0 { b"\n" } else { b",\n" });
-        task_json(&task, &mut cwd, &mut lines);
-    }
-    lines
+    block_lines(plan, block, |id, lines| {
+        plan.render_unkeyed_into(id, &mut task);
+        task_json(&task, &mut cwd, lines);
+    })
 }
 
 /// The lines of block `block`'s tasks, from the plan's compiled `line`.
 fn numeric_block_json(plan: &Plan, numeric: &NumericPlan<'_>, line: &Line, block: u64) -> Vec<u8> {
+    block_lines(plan, block, |id, lines| {
+        line.render(&numeric.values(id), lines);
+    })
+}
+
+/// Block `block`'s lines, each written by `put` after its separator.
+fn block_lines(plan: &Plan, block: u64, mut put: impl FnMut(TaskId, &mut Vec<u8>)) -> Vec<u8> {
     let ids = block * BLOCK..((block + 1) * BLOCK).min(plan.len());
     let mut lines = Vec::new();
     for id in ids.clone() {
         lines.extend_from_slice(if id == 0 { b"\n" } else { b",\n" });
-        line.render(&numeric.values(TaskId(id)), &mut lines);
+        put(TaskId(id), &mut lines);
         if id == ids.start {
             // Room for the block's lines as long as its first, and a quarter more, so the
             // buffer is not copied as it grows.
