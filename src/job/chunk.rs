@@ -21,6 +21,29 @@ pub struct ChunkValues<'a> {
     pub run_id: &'a str,
 }
 
+impl ChunkValues<'_> {
+    /// What `put(p)` writes, as a number, when it writes one whole number that is not
+    /// negative: the id, the count, and a range chunk's `{start}`, `{last}`, `{end}` and
+    /// `{item}` (and `{items}` of one item). `None` for every other value.
+    pub fn number(&self, p: Placeholder) -> Option<u64> {
+        let natural = |value: i64| u64::try_from(value).ok();
+        match (p, self.chunk) {
+            (Placeholder::Id, _) => Some(self.id),
+            (Placeholder::Count, _) => Some(self.chunk.count()),
+            (Placeholder::Item | Placeholder::Start, Chunk::Range { start, .. })
+            | (
+                Placeholder::Items,
+                Chunk::Range {
+                    start, count: 1, ..
+                },
+            ) => natural(start),
+            (Placeholder::Last, Chunk::Range { last, .. }) => natural(last),
+            (Placeholder::End, Chunk::Range { end, .. }) => natural(end),
+            _ => None,
+        }
+    }
+}
+
 impl Values for ChunkValues<'_> {
     fn put(&self, p: Placeholder, out: &mut Vec<u8>) {
         let mut numbers = itoa::Buffer::new();

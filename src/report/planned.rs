@@ -6,9 +6,11 @@
 
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::Mutex;
 
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
+use crate::job::chunk::ChunkValues;
 use crate::job::template::{Part, Placeholder, Values};
 use crate::plan::{NumericPlan, Plan, Task, TaskId, TaskItems};
 use crate::report::model::param_json;
@@ -27,6 +29,10 @@ pub fn write_plan_json(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
         .map(|numeric| (Line::compile(&numeric), numeric));
     let line = &line;
     let wave = u64::try_from(rayon::current_num_threads()).unwrap_or(1) * 2;
+    // Written blocks' buffers, for blocks still to render: a new buffer of a block's size
+    // would be new pages from the kernel, each zeroed on its first write.
+    let spare = Mutex::new(Vec::<Vec<u8>>::new());
+    let spare = &spare;
     let mut ready: Vec<Vec<u8>> = Vec::new();
     let mut next = 0;
     while next < blocks || !ready.is_empty() {
@@ -38,9 +44,15 @@ pub fn write_plan_json(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
                 scope.spawn(move |_| {
                     *rendered = (next..upto)
                         .into_par_iter()
-                        .map(|block| match &line {
-                            Some((line, numeric)) => numeric_block_json(plan, numeric, line, block),
-                            None => block_json(plan, block),
+                        .map(|block| {
+                            let lines = spare.lock().ok().and_then(|mut s| s.pop());
+                            let lines = lines.unwrap_or_default();
+                            match &line {
+                                Some((line, numeric)) => {
+                                    numeric_block_json(plan, numeric, line, block, lines)
+                                }
+                                None => block_json(plan, block, lines),
+                            }
                         })
                         .collect();
                 });
@@ -48,33 +60,50 @@ pub fn write_plan_json(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
             ready.iter().try_for_each(|lines| out.write_all(lines))
         });
         written?;
+        if let Ok(mut spare) = spare.lock() {
+            spare.extend(ready.drain(..).map(|mut lines| {
+                lines.clear();
+                lines
+            }));
+        }
         ready = rendered;
         next = upto;
     }
     out.write_all(if plan.is_empty() { b"]\n" } else { b"\n]\n" })
 }
 
-/// The lines of block `block`'s tasks, each task rendered task by task.
-fn block_json(plan: &Plan, block: u64) -> Vec<u8> {
+/// The lines of block `block`'s tasks, each task rendered task by task, into `lines`.
+fn block_json(plan: &Plan, block: u64, lines: Vec<u8>) -> Vec<u8> {
     let mut cwd = CwdCache::default();
     let mut task = Task::empty();
-    block_lines(plan, block, |id, lines| {
+    block_lines(plan, block, lines, |id, lines| {
         plan.render_unkeyed_into(id, &mut task);
         task_json(&task, &mut cwd, lines);
     })
 }
 
-/// The lines of block `block`'s tasks, from the plan's compiled `line`.
-fn numeric_block_json(plan: &Plan, numeric: &NumericPlan<'_>, line: &Line, block: u64) -> Vec<u8> {
-    block_lines(plan, block, |id, lines| {
-        line.render(&numeric.values(id), lines);
+/// The lines of block `block`'s tasks, from the plan's compiled `line`, into `lines`.
+fn numeric_block_json(
+    plan: &Plan,
+    numeric: &NumericPlan<'_>,
+    line: &Line,
+    block: u64,
+    lines: Vec<u8>,
+) -> Vec<u8> {
+    let mut last = LastLine::default();
+    block_lines(plan, block, lines, |id, lines| {
+        line.render(&numeric.values(id), &mut last, lines);
     })
 }
 
-/// Block `block`'s lines, each written by `put` after its separator.
-fn block_lines(plan: &Plan, block: u64, mut put: impl FnMut(TaskId, &mut Vec<u8>)) -> Vec<u8> {
+/// Block `block`'s lines, each written by `put` after its separator, into the empty `lines`.
+fn block_lines(
+    plan: &Plan,
+    block: u64,
+    mut lines: Vec<u8>,
+    mut put: impl FnMut(TaskId, &mut Vec<u8>),
+) -> Vec<u8> {
     let ids = block * BLOCK..((block + 1) * BLOCK).min(plan.len());
-    let mut lines = Vec::new();
     for id in ids.clone() {
         lines.extend_from_slice(if id == 0 { b"\n" } else { b",\n" });
         put(TaskId(id), &mut lines);
@@ -90,7 +119,8 @@ fn block_lines(plan: &Plan, block: u64, mut put: impl FnMut(TaskId, &mut Vec<u8>
 
 /// A plan line compiled once, for a plan whose tasks differ only in numbers: the line's bytes
 /// with the numbers left as placeholders. Numbers need no JSON escaping, so a line is its
-/// pieces one after the other, the same bytes as `task_json` writes.
+/// pieces one after the other, the same bytes as `task_json` writes; and a line is mostly the
+/// line before it with its numbers counted up (see `render`).
 struct Line {
     pieces: Vec<Piece>,
 }
@@ -161,13 +191,105 @@ impl Line {
         self.pieces.push(Piece::Value(p));
     }
 
-    fn render(&self, values: &dyn Values, out: &mut Vec<u8>) {
-        for piece in &self.pieces {
-            match piece {
-                Piece::Bytes(bytes) => out.extend_from_slice(bytes),
-                Piece::Value(p) => values.put(*p, out),
+    /// Appends the line of the task with `values` to `out`, where `last` is the line before
+    /// it. Consecutive tasks differ only in their numbers, and mostly only in their last
+    /// digits: so a line is the line before it copied whole, each number then counted up in
+    /// place to its new value, unless a number would change its count of digits (or is not a
+    /// whole number at least as large as before). Then the line is written piece by piece.
+    fn render(&self, values: &ChunkValues<'_>, last: &mut LastLine, out: &mut Vec<u8>) {
+        let start = out.len();
+        match last.line.clone() {
+            Some(line) if last.counts_up(values) => {
+                out.extend_from_within(line);
+                for (digits, new) in last.numbers.iter_mut().zip(&last.next) {
+                    let at = start + digits.at;
+                    count_up(
+                        &mut out[at..at + digits.len],
+                        new - digits.value.unwrap_or(0),
+                    );
+                    digits.value = Some(*new);
+                }
+            }
+            _ => {
+                last.numbers.clear();
+                for piece in &self.pieces {
+                    match piece {
+                        Piece::Bytes(bytes) => out.extend_from_slice(bytes),
+                        Piece::Value(p) => {
+                            let at = out.len() - start;
+                            values.put(*p, out);
+                            let len = out.len() - start - at;
+                            last.numbers.push(Number {
+                                p: *p,
+                                at,
+                                len,
+                                value: values.number(*p),
+                                below: u32::try_from(len)
+                                    .ok()
+                                    .and_then(|len| 10u64.checked_pow(len))
+                                    .unwrap_or(u64::MAX),
+                            });
+                        }
+                    }
+                }
             }
         }
+        last.line = Some(start..out.len());
+    }
+}
+
+/// The line last rendered into a block, and where its numbers sit in it.
+#[derive(Default)]
+struct LastLine {
+    line: Option<std::ops::Range<usize>>,
+    numbers: Vec<Number>,
+    /// The next line's numbers, while it is checked.
+    next: Vec<u64>,
+}
+
+impl LastLine {
+    /// Whether each number of the task with `values` can be counted up in place from
+    /// this line's: it is a whole number, no smaller, with as many digits. Leaves the new numbers
+    /// in `self.next`.
+    fn counts_up(&mut self, values: &ChunkValues<'_>) -> bool {
+        self.next.clear();
+        for digits in &self.numbers {
+            match values.number(digits.p) {
+                Some(new) if digits.value.is_some_and(|old| old <= new) && new < digits.below => {
+                    self.next.push(new);
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+/// A value in a rendered line: its placeholder, offset and length, the whole number it is (if
+/// it is one), and the first number with more digits.
+struct Number {
+    p: Placeholder,
+    at: usize,
+    len: usize,
+    value: Option<u64>,
+    below: u64,
+}
+
+/// Adds `delta` to the decimal number `digits` in place; the sum has no more digits.
+fn count_up(digits: &mut [u8], delta: u64) {
+    // What is left to add, carried from digit to digit; mostly done at the last.
+    let mut carry = delta;
+    for digit in digits.iter_mut().rev() {
+        if carry == 0 {
+            break;
+        }
+        let sum = u64::from(*digit - b'0') + carry;
+        if let Ok(sum @ 0..10) = u8::try_from(sum) {
+            *digit = b'0' + sum;
+            break;
+        }
+        *digit = b'0' + (sum % 10) as u8;
+        carry = sum / 10;
     }
 }
 
@@ -285,7 +407,24 @@ fn escaped(text: &str, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
-    use super::string;
+    use super::{count_up, string};
+
+    #[test]
+    fn counting_up_carries_from_digit_to_digit() {
+        for (digits, delta, sum) in [
+            ("0", 0, "0"),
+            ("0", 9, "9"),
+            ("41", 1, "42"),
+            ("199", 1, "200"),
+            ("1999999999", 8_000_000_000, "9999999999"),
+            ("12345", 9876, "22221"),
+            ("0000", 7, "0007"),
+        ] {
+            let mut digits = digits.as_bytes().to_vec();
+            count_up(&mut digits, delta);
+            assert_eq!(String::from_utf8(digits).unwrap(), sum);
+        }
+    }
 
     #[test]
     fn strings_are_escaped_exactly_as_serde_json_escapes_them() {

@@ -167,3 +167,55 @@ fn a_range_plan_is_the_same_written_from_its_compiled_line_as_task_by_task() {
         }
     }
 }
+
+#[test]
+fn numbers_counted_up_line_to_line_are_the_numbers_of_each_task() {
+    // A compiled line's numbers are counted up in place from the line before: across digit
+    // counts (9 to 10, 999 to 1000), from negative to positive, by steps of many digits, into a
+    // shorter last chunk and over the blocks the plan is rendered in.
+    for (range, step) in [
+        ("start = 0\nend = 10500\nchunk-size = 3\n", 1),
+        ("start = -70\nend = 60000\nstep = 13\nchunk-size = 2\n", 13),
+        (
+            "start = 99999990\nend = 1000000000\nstep = 87654321\n",
+            87_654_321,
+        ),
+        ("start = 5000\nend = -30\nstep = -1\nchunk-size = 2\n", -1),
+    ] {
+        let text = |cwd: &str| {
+            format!(
+                "command = [\"echo\", \"{{id}}:{{start}}:{{items}}\", \"{{last}}\", \"{{end}}/{{count}}\"]\n{cwd}[range]\n{range}"
+            )
+        };
+        let compiled = Job::new(&text(""));
+        let by_task = Job::new(&text("cwd = \".\"\n"));
+        let lines = |job: &Job| {
+            let planned = job.cmd("plan", &["--json"]);
+            assert_eq!(planned.code, 0, "{}", planned.stderr);
+            serde_json::from_str::<Vec<Value>>(&planned.stdout).unwrap()
+        };
+        let (fast, slow) = (lines(&compiled), lines(&by_task));
+        assert_eq!(fast.len(), slow.len());
+        assert!(!fast.is_empty());
+        for (fast, slow) in fast.iter().zip(&slow) {
+            let mut slow = slow.clone();
+            slow["cwd"] = fast["cwd"].clone();
+            assert_eq!(fast, &slow, "{range}");
+            let (start, last, end) = (&fast["start"], &fast["last"], &fast["end"]);
+            let items: Vec<String> = (0..fast["count"].as_i64().unwrap())
+                .map(|i| (start.as_i64().unwrap() + i * step).to_string())
+                .collect();
+            let items = items.join(" ");
+            assert_eq!(
+                fast["command"],
+                serde_json::json!([
+                    "echo",
+                    format!("{}:{start}:{items}", fast["id"]),
+                    last.to_string(),
+                    format!("{end}/{}", fast["count"])
+                ]),
+                "{range}"
+            );
+        }
+    }
+}
