@@ -275,13 +275,16 @@ impl SlotCgroup {
     }
 }
 
-/// Writes the calling thread's id into a cgroup's members file (`tasks`, `cgroup.threads`).
+/// Moves the calling thread into a cgroup through its members file (`tasks`, `cgroup.threads`).
+///
+/// It writes `0`, "the writing thread", not its id: the kernel then moves it without taking
+/// its lock over every process's threads, whose first taker after an idle spell waits out an
+/// RCU grace period (timed from a shell here: 17-21 ms with an id, 2-4 ms with `0`).
 fn move_thread(members: &Path) -> io::Result<()> {
-    let tid = nix::unistd::gettid().as_raw();
     fs::OpenOptions::new()
         .write(true)
         .open(members)?
-        .write_all(tid.to_string().as_bytes())
+        .write_all(b"0")
 }
 
 /// Kills every process left in the cgroup at `dir` (not its children; never poolrun itself) and
