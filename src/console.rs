@@ -84,8 +84,10 @@ struct Console {
 /// Lines that could not be written or queued.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
+/// The console, made (with its thread) by the first line queued.
+static CONSOLE: OnceLock<Console> = OnceLock::new();
+
 fn console() -> &'static Console {
-    static CONSOLE: OnceLock<Console> = OnceLock::new();
     CONSOLE.get_or_init(|| {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let thread = std::thread::Builder::new()
@@ -164,7 +166,10 @@ pub fn line(text: &str) {
 /// Waits, a bounded time, until every queued line was written (or failed to be); call before
 /// exiting. A stderr that blocks longer than `FLUSH_LIMIT` loses what is still queued.
 pub fn flush() {
-    let console = console();
+    // Nothing was ever queued: no thread to start, nothing to wait for.
+    let Some(console) = CONSOLE.get() else {
+        return;
+    };
     let (lock, drained) = &console.drained;
     let held = lock.lock().unwrap_or_else(PoisonError::into_inner);
     let _ = drained

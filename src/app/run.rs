@@ -231,6 +231,9 @@ pub(super) fn execute(
         }
         .run(plan, tasks, &mut recorder, signals)?,
     };
+    // Its tasks are done and swept: the run's cgroups go while the report is written, and are
+    // gone before this returns.
+    let _released = containment.map(Containment::release);
     progress.finish();
     if let Some(e) = end.sink_error {
         return Err(e.into());

@@ -15,7 +15,7 @@ use thiserror::Error;
 
 pub use dispenser::{Dispenser, Work};
 pub use engine::{Backend, Dispatch, Event, PoolEnd, Started, StopReason};
-pub use local::containment::{Containment, Identity};
+pub use local::containment::{Containment, Identity, Release};
 pub use local::output::{STDERR_TAIL_BYTES, tail};
 pub use local::{LocalPool, unix};
 pub use outcome::{TaskOutcome, TaskStatus};

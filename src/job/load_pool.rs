@@ -60,7 +60,7 @@ impl Validator {
 
     /// `processes`, or `--processes`: at most `MAX_PROCESSES`, and what the user may run.
     fn processes(&self, written: Option<&Processes>, overrides: &Overrides) -> Check<NonZeroUsize> {
-        let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let cpus = cpus();
         let processes = overrides
             .processes
             .clone()
@@ -233,4 +233,11 @@ fn nproc_limit() -> Option<u64> {
     let (soft, _) =
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC).ok()?;
     (soft != nix::sys::resource::RLIM_INFINITY).then_some(soft)
+}
+
+/// The CPUs this process may use (its affinity and cgroup quota), read once: the standard
+/// library reads `/proc` and cgroup files on every call.
+pub fn cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
 }

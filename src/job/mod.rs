@@ -28,6 +28,7 @@ pub use load::{
     DEFAULT_GRACE_PERIOD, DEFAULT_REPORT_DIR, Overrides, ReadJob, check_size, hex, load, load_copy,
     load_read, parse, read, read_text,
 };
+pub use load_pool::cpus;
 pub use load_source::env_name as param_env_name;
 use policy::{Halt, HaltMode, Overlap, Retry};
 pub use source::{Chunk, Combo, Items, Matrix, Range, Source};

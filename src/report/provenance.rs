@@ -1,7 +1,6 @@
 //! `run.provenance`: what a run ran on and with, gathered when a session starts.
 
 use std::collections::BTreeMap;
-use std::num::NonZeroUsize;
 
 use crate::job::{Job, Source};
 use crate::report::model::{InputRecord, Provenance};
@@ -54,7 +53,7 @@ impl Provenance {
             host: field(nix::sys::utsname::UtsName::nodename),
             os,
             kernel: field(nix::sys::utsname::UtsName::release),
-            cpus: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+            cpus: crate::job::cpus(),
             argv: std::env::args_os()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect(),

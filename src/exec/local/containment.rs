@@ -40,7 +40,31 @@ const CGROUPS_VARIABLE: &str = "POOLRUN_CGROUPS";
 /// The environment variable that carries the run's token.
 pub(crate) const TOKEN_VARIABLE: &str = "POOLRUN_RUN_TOKEN";
 
+/// A containment being taken down on a thread of its own (see `Containment::release`);
+/// dropping this waits until it is down.
+#[must_use = "dropping the release waits for it"]
+pub struct Release(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 impl Containment {
+    /// Takes the run's cgroups down (as dropping it would) on a thread of its own, once its
+    /// tasks are done and swept, so that the kernel's removing them (0.5-1.5 ms, and several
+    /// more after an idle spell) overlaps the report's writing and syncing.
+    pub fn release(self) -> Release {
+        // Should no thread start, the closure, and with it the containment, is dropped here.
+        let thread = std::thread::Builder::new()
+            .name("poolrun-release".into())
+            .spawn(move || drop(self));
+        Release(thread.ok())
+    }
+
     /// Sets up containment for a session of run `run_id`; `need_pids` asks for cgroups that can
     /// limit a task's processes (`max-processes`).
     pub fn new(run_id: &str, need_pids: bool) -> Self {
