@@ -127,6 +127,27 @@ fn plan_lines_are_the_report_rows_plan_fields_in_order() {
     assert_eq!(plan.len(), 10_000);
 }
 
+/// The plan of job `text(cwd)` as JSON, written from its line compiled once (no `cwd`), after
+/// checking it line for line against the same plan written task by task (`cwd = "."`), which
+/// differs only in the working directory; and the job.
+fn both_ways(text: impl Fn(&str) -> String) -> (Job, Vec<Value>) {
+    let compiled = Job::new(&text(""));
+    let by_task = Job::new(&text("cwd = \".\"\n"));
+    let lines = |job: &Job| {
+        let planned = job.cmd("plan", &["--json"]);
+        assert_eq!(planned.code, 0, "{}", planned.stderr);
+        serde_json::from_str::<Vec<Value>>(&planned.stdout).unwrap()
+    };
+    let (fast, slow) = (lines(&compiled), lines(&by_task));
+    assert_eq!(fast.len(), slow.len());
+    for (fast, slow) in fast.iter().zip(&slow) {
+        let mut slow = slow.clone();
+        slow["cwd"] = fast["cwd"].clone();
+        assert_eq!(fast, &slow);
+    }
+    (compiled, fast)
+}
+
 #[test]
 fn a_range_plan_is_the_same_written_from_its_compiled_line_as_task_by_task() {
     // A range with no matrix, no seed and one working directory is written from a line compiled
@@ -137,22 +158,10 @@ fn a_range_plan_is_the_same_written_from_its_compiled_line_as_task_by_task() {
              [range]\nstart = 10\nend = -12\nstep = -3\nchunk-size = 2\n"
         )
     };
-    let compiled = Job::new(&text(""));
-    let by_task = Job::new(&text("cwd = \".\"\n"));
-    let lines = |job: &Job| {
-        let planned = job.cmd("plan", &["--json"]);
-        assert_eq!(planned.code, 0, "{}", planned.stderr);
-        serde_json::from_str::<Vec<Value>>(&planned.stdout).unwrap()
-    };
-    let (fast, slow) = (lines(&compiled), lines(&by_task));
+    let (compiled, fast) = both_ways(text);
     assert_eq!(fast.len(), 4);
     assert_eq!(fast[3]["command"][3], "job-3--8--11--14-2");
     assert_eq!(fast[0]["command"][2], "q\"uo\\te\ttab é 10 7");
-    for (fast, slow) in fast.iter().zip(&slow) {
-        let mut slow = slow.clone();
-        slow["cwd"] = fast["cwd"].clone();
-        assert_eq!(fast, &slow);
-    }
     assert_eq!(compiled.run(&[]).code, 0);
     let report = compiled.report();
     for (line, row) in fast.iter().zip(crate::support::tasks(&report)) {
@@ -187,20 +196,9 @@ fn numbers_counted_up_line_to_line_are_the_numbers_of_each_task() {
                 "command = [\"echo\", \"{{id}}:{{start}}:{{items}}\", \"{{last}}\", \"{{end}}/{{count}}\"]\n{cwd}[range]\n{range}"
             )
         };
-        let compiled = Job::new(&text(""));
-        let by_task = Job::new(&text("cwd = \".\"\n"));
-        let lines = |job: &Job| {
-            let planned = job.cmd("plan", &["--json"]);
-            assert_eq!(planned.code, 0, "{}", planned.stderr);
-            serde_json::from_str::<Vec<Value>>(&planned.stdout).unwrap()
-        };
-        let (fast, slow) = (lines(&compiled), lines(&by_task));
-        assert_eq!(fast.len(), slow.len());
+        let (_, fast) = both_ways(text);
         assert!(!fast.is_empty());
-        for (fast, slow) in fast.iter().zip(&slow) {
-            let mut slow = slow.clone();
-            slow["cwd"] = fast["cwd"].clone();
-            assert_eq!(fast, &slow, "{range}");
+        for fast in &fast {
             let (start, last, end) = (&fast["start"], &fast["last"], &fast["end"]);
             let items: Vec<String> = (0..fast["count"].as_i64().unwrap())
                 .map(|i| (start.as_i64().unwrap() + i * step).to_string())
