@@ -435,14 +435,20 @@ fn a_script_whose_interpreter_is_missing_says_so() {
     );
 }
 
-/// A task's line `name:` of `/proc/self/status`, as a number.
+/// The value of a task's line `name:` of `/proc/self/status`.
 #[cfg(target_os = "linux")]
-fn status_mask(status: &str, name: &str) -> u64 {
-    let line = status
+fn status_field<'a>(status: &'a str, name: &str) -> &'a str {
+    status
         .lines()
         .find_map(|l| l.strip_prefix(name))
-        .unwrap_or_else(|| panic!("no {name} in {status}"));
-    u64::from_str_radix(line.trim(), 16).unwrap()
+        .unwrap_or_else(|| panic!("no {name} in {status}"))
+        .trim()
+}
+
+/// A signal mask line of `/proc/self/status`, as a number.
+#[cfg(target_os = "linux")]
+fn status_mask(status: &str, name: &str) -> u64 {
+    u64::from_str_radix(status_field(status, name), 16).unwrap()
 }
 
 #[test]
@@ -463,15 +469,9 @@ fn a_task_starts_with_no_signal_blocked_or_caught_and_sigpipe_at_its_default() {
         assert_eq!(status_mask(&status, "SigCgt:"), 0, "{status}");
         let sigpipe = 1 << (13 - 1);
         assert_eq!(status_mask(&status, "SigIgn:") & sigpipe, 0, "{status}");
-        assert!(status.contains(&format!("NSpgid:\t{}", status_mask_pid(&status))));
+        // It leads its own process group.
+        assert!(status.contains(&format!("NSpgid:\t{}", status_field(&status, "Pid:"))));
     }
-}
-
-/// The task's own pid: it leads its own process group.
-#[cfg(target_os = "linux")]
-fn status_mask_pid(status: &str) -> u64 {
-    let line = status.lines().find_map(|l| l.strip_prefix("Pid:")).unwrap();
-    line.trim().parse().unwrap()
 }
 
 #[test]
